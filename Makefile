@@ -1,0 +1,83 @@
+# mybinder.deploy: one entry point for setting up, rehearsing and testing.
+#   make demo          venv + tools + local cluster, then deploy.yml against inventories/local
+#   make test          the whole suite (lint, sanity, unit, integration, molecule); CI runs this
+#   make test-fast     lint + unit tests, for the inner loop
+#   make cluster-up | cluster-down | cluster-status
+#   make bench         benchmarks, written to docs/benchmarks.md
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+TOOLS_BIN := $(shell tools/build-binaries.sh --print)
+export PATH := $(TOOLS_BIN):$(VENV)/bin:$(PATH)
+export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST_ARGS ?=
+
+.PHONY: help venv tools cluster-up cluster-down cluster-status demo test test-fast lint sanity \
+        unit integration molecule bench lock clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements.lock
+	@command -v python3 >/dev/null || { echo "python3 (3.11) is required: apt-get install python3 python3-venv"; exit 1; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt -c requirements.lock
+	touch $@
+
+lock: ## re-pin every transitive dependency after editing requirements.txt
+	$(VENV)/bin/pip freeze --exclude-editable > requirements.lock
+
+# helm, kubectl and the control plane from Go modules, git-crypt from Debian, all cached per version.
+tools: $(TOOLS_BIN)/.complete
+$(TOOLS_BIN)/.complete: tools/versions.env tools/build-binaries.sh tools/install-git-crypt.sh
+	tools/build-binaries.sh >/dev/null
+	ln -sfn "$$(tools/install-git-crypt.sh)" $(TOOLS_BIN)/git-crypt
+	touch $@
+
+cluster-up: venv tools
+	$(PY) tools/localcluster.py up
+
+cluster-down:
+	$(PY) tools/localcluster.py down
+
+cluster-status:
+	$(PY) tools/localcluster.py status
+
+demo: venv tools cluster-up
+	ansible-playbook deploy.yml -i inventories/local
+
+lint: venv
+	yamllint -s .
+	ruff check .
+	ruff format --check .
+	ansible-lint
+
+sanity: venv
+	tools/ansible-test-sanity.sh
+
+unit: venv
+	pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv tools
+	pytest tests/integration $(PYTEST_ARGS)
+
+molecule: venv tools cluster-up
+	tools/molecule-all.sh
+
+test-fast: lint unit
+
+test: lint sanity
+	pytest tests $(PYTEST_ARGS)
+	tools/molecule-all.sh
+
+bench: venv tools
+	$(PY) tests/bench/run.py
+
+clean: cluster-down
+	rm -rf $(VENV) tests/output .pytest_cache .ruff_cache
