@@ -13,9 +13,9 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -25,7 +25,9 @@ import localcluster  # noqa: E402
 
 
 def tools_bin() -> Path:
-    out = subprocess.run([str(ROOT / "tools" / "build-binaries.sh"), "--print"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(ROOT / "tools" / "build-binaries.sh"), "--print"], capture_output=True, text=True, check=True
+    )
     return Path(out.stdout.strip())
 
 
@@ -41,10 +43,15 @@ class Cluster:
     bin_dir: Path
     started_here: bool
 
-    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input_text: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         res = subprocess.run(
             [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            input=input_text, capture_output=True, text=True,
+            input=input_text,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check and res.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}): {res.stderr}")

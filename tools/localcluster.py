@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A real Kubernetes control plane on loopback, for rehearsing deploys and drains.
 
     localcluster.py up [--core-nodes N] [--user-nodes N]   start (or report the running cluster)
@@ -18,6 +17,7 @@ with the end of its log, and keeps one short, readable file in charge.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -84,7 +84,7 @@ def ensure_binaries() -> Path:
     if all((bdir / b).exists() for b in wanted):
         return bdir
     say("control-plane binaries are not built yet: building them (first run only)")
-    res = subprocess.run([str(ROOT / "tools" / "build-binaries.sh")], stdout=subprocess.PIPE, text=True)
+    res = subprocess.run([str(ROOT / "tools" / "build-binaries.sh")], stdout=subprocess.PIPE, text=True, check=False)
     if res.returncode != 0:
         raise ClusterError("building the control-plane binaries failed (see the messages above)")
     return Path(res.stdout.strip().splitlines()[-1])
@@ -128,7 +128,9 @@ def advertise_address() -> str:
         return env
     candidates: list[str] = []
     try:
-        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=False
+        )
         for line in out.stdout.splitlines():
             parts = line.split()
             if "inet" in parts:
@@ -162,7 +164,7 @@ def make_pki(adv: str) -> None:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     PKI.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def write_key(path: Path, key: Any) -> None:
         path.write_bytes(
@@ -188,9 +190,7 @@ def make_pki(adv: str) -> None:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     write_key(PKI / "ca.key", ca_key)
@@ -237,9 +237,7 @@ def make_pki(adv: str) -> None:
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     write_key(PKI / "sa.key", sa_key)
     (PKI / "sa.pub").write_bytes(
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
 
 
@@ -247,7 +245,9 @@ def write_kubeconfig(path: Path, server: str, user: str) -> None:
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "mybinder-local", "cluster": {"server": server, "certificate-authority": str(PKI / "ca.crt")}}],
+        "clusters": [
+            {"name": "mybinder-local", "cluster": {"server": server, "certificate-authority": str(PKI / "ca.crt")}}
+        ],
         "users": [
             {
                 "name": user,
@@ -361,7 +361,10 @@ def wait_healthy(name: str, state: dict[str, Any], timeout: float) -> None:
 def kubectl(bdir: Path, *args: str, input_text: str | None = None, check: bool = True) -> str:
     res = subprocess.run(
         [str(bdir / "kubectl"), "--kubeconfig", str(KUBECONFIG), *args],
-        input=input_text, capture_output=True, text=True,
+        input=input_text,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and res.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()}")
@@ -373,25 +376,29 @@ def node_manifests(core: int, user: int) -> str:
     for purpose, count in (("core", core), ("user", user)):
         for i in range(count):
             labels = {k: purpose for k in NODE_LABEL_KEYS}
-            labels.update({
-                "kubernetes.io/hostname": f"{purpose}-{i}",
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "type": "kwok",
-            })
-            docs.append({
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": f"{purpose}-{i}",
-                    "labels": labels,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                },
-                "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1100"},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1100"},
-                },
-            })
+            labels.update(
+                {
+                    "kubernetes.io/hostname": f"{purpose}-{i}",
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                }
+            )
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": f"{purpose}-{i}",
+                        "labels": labels,
+                        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    },
+                    "status": {
+                        "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1100"},
+                        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1100"},
+                    },
+                }
+            )
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
 
 
@@ -413,7 +420,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     state = load_state()
     if running(state):
         assert state is not None
-        ok, _ = http_ok(health_urls(state)["kube-apiserver"][0], ssl_context())
+        ok, _answer = http_ok(health_urls(state)["kube-apiserver"][0], ssl_context())
         if ok:
             say(f"already running: API server https://127.0.0.1:{state['ports']['apiserver']}, kubeconfig {KUBECONFIG}")
             return cmd_status(args)
@@ -427,8 +434,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     (STATE_DIR / ".gitignore").write_text("*\n")
     adv = advertise_address()
     ports = choose_ports()
-    state = {"processes": {}, "ports": ports, "bin_dir": str(bdir), "advertise_address": adv,
-             "nodes": {"core": args.core_nodes, "user": args.user_nodes}}
+    state = {
+        "processes": {},
+        "ports": ports,
+        "bin_dir": str(bdir),
+        "advertise_address": adv,
+        "nodes": {"core": args.core_nodes, "user": args.user_nodes},
+    }
     save_state(state)
     make_pki(adv)
     server = f"https://127.0.0.1:{ports['apiserver']}"
@@ -452,59 +464,95 @@ def cmd_up(args: argparse.Namespace) -> int:
 def start_components(bdir: Path, state: dict[str, Any], adv: str) -> None:
     p = state["ports"]
     etcd_dir = STATE_DIR / "etcd"
-    start("etcd", [
-        str(bdir / "etcd"), "--name=local", f"--data-dir={etcd_dir}",
-        f"--listen-client-urls=http://127.0.0.1:{p['etcd_client']}",
-        f"--advertise-client-urls=http://127.0.0.1:{p['etcd_client']}",
-        f"--listen-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
-        f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
-        f"--initial-cluster=local=http://127.0.0.1:{p['etcd_peer']}",
-        "--listen-metrics-urls=", "--quota-backend-bytes=4294967296",
-        "--unsafe-no-fsync=true",  # throwaway test data: durability is not needed, speed is
-        "--log-level=warn",
-    ], state)
+    start(
+        "etcd",
+        [
+            str(bdir / "etcd"),
+            "--name=local",
+            f"--data-dir={etcd_dir}",
+            f"--listen-client-urls=http://127.0.0.1:{p['etcd_client']}",
+            f"--advertise-client-urls=http://127.0.0.1:{p['etcd_client']}",
+            f"--listen-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-cluster=local=http://127.0.0.1:{p['etcd_peer']}",
+            "--listen-metrics-urls=",
+            "--quota-backend-bytes=4294967296",
+            "--unsafe-no-fsync=true",  # throwaway test data: durability is not needed, speed is
+            "--log-level=warn",
+        ],
+        state,
+    )
     wait_healthy("etcd", state, 30)
 
-    start("kube-apiserver", [
-        str(bdir / "kube-apiserver"),
-        f"--etcd-servers=http://127.0.0.1:{p['etcd_client']}",
-        "--bind-address=127.0.0.1", f"--secure-port={p['apiserver']}", f"--advertise-address={adv}",
-        f"--tls-cert-file={PKI / 'apiserver.crt'}", f"--tls-private-key-file={PKI / 'apiserver.key'}",
-        f"--client-ca-file={PKI / 'ca.crt'}",
-        f"--service-account-key-file={PKI / 'sa.pub'}",
-        f"--service-account-signing-key-file={PKI / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-        "--enable-priority-and-fairness=false",
-        "--max-requests-inflight=1000", "--max-mutating-requests-inflight=500",
-        "--profiling=false", "--v=1",
-    ], state)
+    start(
+        "kube-apiserver",
+        [
+            str(bdir / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{p['etcd_client']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['apiserver']}",
+            f"--advertise-address={adv}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}",
+            f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--client-ca-file={PKI / 'ca.crt'}",
+            f"--service-account-key-file={PKI / 'sa.pub'}",
+            f"--service-account-signing-key-file={PKI / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--max-requests-inflight=1000",
+            "--max-mutating-requests-inflight=500",
+            "--profiling=false",
+            "--v=1",
+        ],
+        state,
+    )
     wait_healthy("kube-apiserver", state, 90)
 
-    start("kube-controller-manager", [
-        str(bdir / "kube-controller-manager"),
-        f"--kubeconfig={PKI / 'controller-manager.kubeconfig'}",
-        f"--authentication-kubeconfig={PKI / 'controller-manager.kubeconfig'}",
-        f"--authorization-kubeconfig={PKI / 'controller-manager.kubeconfig'}",
-        "--bind-address=127.0.0.1", f"--secure-port={p['controller_manager']}",
-        f"--root-ca-file={PKI / 'ca.crt'}",
-        f"--service-account-private-key-file={PKI / 'sa.key'}",
-        "--use-service-account-credentials=true",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--leader-elect=false", "--controllers=*,-nodeipam,-cloud-node-lifecycle",
-        "--kube-api-qps=500", "--kube-api-burst=1000",
-        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-        "--concurrent-gc-syncs=40", "--profiling=false", "--v=1",
-    ], state)
-    start("kube-scheduler", [
-        str(bdir / "kube-scheduler"),
-        f"--kubeconfig={PKI / 'scheduler.kubeconfig'}",
-        f"--authentication-kubeconfig={PKI / 'scheduler.kubeconfig'}",
-        f"--authorization-kubeconfig={PKI / 'scheduler.kubeconfig'}",
-        "--bind-address=127.0.0.1", f"--secure-port={p['scheduler']}",
-        "--leader-elect=false", "--kube-api-qps=500", "--kube-api-burst=1000", "--profiling=false", "--v=1",
-    ], state)
+    start(
+        "kube-controller-manager",
+        [
+            str(bdir / "kube-controller-manager"),
+            f"--kubeconfig={PKI / 'controller-manager.kubeconfig'}",
+            f"--authentication-kubeconfig={PKI / 'controller-manager.kubeconfig'}",
+            f"--authorization-kubeconfig={PKI / 'controller-manager.kubeconfig'}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['controller_manager']}",
+            f"--root-ca-file={PKI / 'ca.crt'}",
+            f"--service-account-private-key-file={PKI / 'sa.key'}",
+            "--use-service-account-credentials=true",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--leader-elect=false",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--concurrent-gc-syncs=40",
+            "--profiling=false",
+            "--v=1",
+        ],
+        state,
+    )
+    start(
+        "kube-scheduler",
+        [
+            str(bdir / "kube-scheduler"),
+            f"--kubeconfig={PKI / 'scheduler.kubeconfig'}",
+            f"--authentication-kubeconfig={PKI / 'scheduler.kubeconfig'}",
+            f"--authorization-kubeconfig={PKI / 'scheduler.kubeconfig'}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['scheduler']}",
+            "--leader-elect=false",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+            "--profiling=false",
+            "--v=1",
+        ],
+        state,
+    )
     stages = STATE_DIR / "kwok-stages.yaml"
     stage_src = bdir / "kwok-stage"
     parts = [
@@ -515,11 +563,19 @@ def start_components(bdir: Path, state: dict[str, Any], adv: str) -> None:
         ROOT / "tools" / "kwok-pod-delete-stage.yaml",
     ]
     stages.write_text("\n---\n".join(part.read_text() for part in parts))
-    start("kwok", [
-        str(bdir / "kwok"), f"--kubeconfig={PKI / 'kwok.kubeconfig'}", f"--config={stages}",
-        "--manage-all-nodes=true", f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
-        f"--server-address=127.0.0.1:{p['kwok']}",
-    ], state)
+    start(
+        "kwok",
+        [
+            str(bdir / "kwok"),
+            f"--kubeconfig={PKI / 'kwok.kubeconfig'}",
+            f"--config={stages}",
+            "--manage-all-nodes=true",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            f"--server-address=127.0.0.1:{p['kwok']}",
+        ],
+        state,
+    )
     for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
         wait_healthy(name, state, 60)
 
@@ -531,13 +587,17 @@ def wait_nodes_ready(bdir: Path, count: int, timeout: float) -> None:
         out = kubectl(bdir, "get", "nodes", "-o", "json")
         nodes = json.loads(out)["items"]
         ready = sum(
-            1 for n in nodes
+            1
+            for n in nodes
             if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
         )
         if ready >= count:
             return
         time.sleep(0.2)
-    raise ClusterError(f"only {ready} of {count} nodes became Ready within {timeout:.0f} s; see {LOGS / 'kwok.log'}:\n{log_tail('kwok')}")
+    raise ClusterError(
+        f"only {ready} of {count} nodes became Ready within {timeout:.0f} s; "
+        f"see {LOGS / 'kwok.log'}:\n{log_tail('kwok')}"
+    )
 
 
 def wait_default_serviceaccount(bdir: Path, timeout: float) -> None:
@@ -548,8 +608,10 @@ def wait_default_serviceaccount(bdir: Path, timeout: float) -> None:
         if kubectl(bdir, "get", "serviceaccount", "default", "-n", "default", "-o", "name", check=False).strip():
             return
         time.sleep(0.2)
-    raise ClusterError("the default ServiceAccount was not created: is kube-controller-manager working? "
-                       f"{LOGS / 'kube-controller-manager.log'}:\n{log_tail('kube-controller-manager')}")
+    raise ClusterError(
+        "the default ServiceAccount was not created: is kube-controller-manager working? "
+        f"{LOGS / 'kube-controller-manager.log'}:\n{log_tail('kube-controller-manager')}"
+    )
 
 
 def stop(state: dict[str, Any], remove: bool = True) -> list[str]:
@@ -572,16 +634,14 @@ def stop(state: dict[str, Any], remove: bool = True) -> list[str]:
             os.kill(info["pid"], signal.SIGKILL)
     # reap zombies of children started by this very process (tests call up and down in-process)
     for name in stopped:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(procs[name]["pid"], os.WNOHANG)
-        except ChildProcessError:
-            pass
     if remove and STATE_DIR.exists():
         shutil.rmtree(STATE_DIR)
     return stopped
 
 
-def cmd_down(_: argparse.Namespace) -> int:
+def cmd_down(args: argparse.Namespace) -> int:
     state = load_state()
     if not state:
         say("no local cluster state: nothing to stop")
@@ -593,7 +653,7 @@ def cmd_down(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(_: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     state = load_state()
     if not state:
         say("not running (no state in .cluster/); start it with `make cluster-up`")
