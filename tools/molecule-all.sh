@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run every Molecule scenario of the collection (extensions/molecule/<scenario>/) against the
+# local cluster, one after the other, and fail if any fails. Scenarios share
+# extensions/molecule/config.yml as their base.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root/extensions"
+mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
+if [[ ${#scenarios[@]} -eq 0 ]]; then
+  echo "[molecule] no scenarios found under extensions/molecule/" >&2
+  exit 1
+fi
+failed=()
+for s in "${scenarios[@]}"; do
+  echo "[molecule] scenario $s"
+  if ! molecule test -s "$s"; then
+    failed+=("$s")
+  fi
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "[molecule] FAILED scenarios: ${failed[*]}" >&2
+  exit 1
+fi
+echo "[molecule] ${#scenarios[@]} passed, 0 failed"
