@@ -21,4 +21,4 @@ if [[ ${#failed[@]} -gt 0 ]]; then
   echo "[molecule] FAILED scenarios: ${failed[*]}" >&2
   exit 1
 fi
-echo "[molecule] ${#scenarios[@]} passed, 0 failed"
+echo "molecule: ${#scenarios[@]} passed, 0 failed"
