@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""A local Helm chart repository serving the stand-in charts, for offline deploys and tests.
+
+    chart-mirror.py start     package every chart under tests/stand-in-charts/, index, serve;
+                              prints the URL (the only line on stdout)
+    chart-mirror.py status    running or not, URL, charts served (exit 3 when not running)
+    chart-mirror.py url       the URL only (exit 3 when not running)
+    chart-mirror.py stop      stop the server that `start` started
+    chart-mirror.py lock [--check]
+                              write mybinder/Chart.lock for the exact versions pinned in
+                              mybinder/Chart.yaml (what `helm dependency update` writes when the
+                              upstream repositories are reachable); --check only verifies it
+
+This is how an air-gapped operator points the deploy at an internal repository: set the role
+variable `mybinder_chart_mirror` to the repository's URL. Here the repository serves stand-ins:
+charts with the real names and versions whose Chart.yaml says STAND-IN (annotation
+`mybinder.org/stand-in: "true"`), never the real charts.
+
+State lives in $MYBINDER_CLUSTER_DIR/chart-mirror/ (default .cluster/chart-mirror/): charts/
+(the served repository: *.tgz and index.yaml), server.pid, url, server.log, stamps.json.
+The tree under tests/stand-in-charts/ is never modified: local file:// dependencies are built in
+a copy. `start` is idempotent: only charts whose files changed are packaged again, and a running
+server is reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+STAND_INS = ROOT / "tests" / "stand-in-charts"
+META_CHART = ROOT / "mybinder"
+STATE = Path(os.environ.get("MYBINDER_CLUSTER_DIR", ROOT / ".cluster")) / "chart-mirror"
+CHARTS = STATE / "charts"
+PID_FILE = STATE / "server.pid"
+URL_FILE = STATE / "url"
+LOG_FILE = STATE / "server.log"
+STAMPS = STATE / "stamps.json"
+PREFERRED_PORT = 8879  # the port of the old `helm serve`
+STAND_IN_ANNOTATION = "mybinder.org/stand-in"
+
+
+class MirrorError(Exception):
+    """A failure with a message that says what went wrong and what to do."""
+
+
+def say(msg: str) -> None:
+    print(f"[chart-mirror] {msg}", file=sys.stderr, flush=True)
+
+
+def helm_binary() -> str:
+    found = os.environ.get("HELM") or shutil.which("helm")
+    if found:
+        return found
+    out = subprocess.run(
+        [str(ROOT / "tools" / "build-binaries.sh"), "--print"], capture_output=True, text=True, check=False
+    )
+    candidate = Path(out.stdout.strip()) / "helm"
+    if out.returncode == 0 and candidate.is_file():
+        return str(candidate)
+    raise MirrorError("helm not found: put the project's tools on PATH (tools/build-binaries.sh --print) or set HELM")
+
+
+def run_helm(*args: str) -> str:
+    cmd = [helm_binary(), *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise MirrorError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# packaging
+
+
+def chart_dirs() -> list[Path]:
+    """Every chart directly under tests/stand-in-charts/ (the TLS, core and monitoring stand-ins)."""
+    return sorted(p.parent for p in STAND_INS.glob("*/Chart.yaml"))
+
+
+def load_chart(path: Path) -> dict[str, Any]:
+    with (path / "Chart.yaml").open() as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def local_deps(path: Path, meta: dict[str, Any]) -> list[Path]:
+    out = []
+    for dep in meta.get("dependencies") or []:
+        repo = str(dep.get("repository") or "")
+        if repo.startswith("file://"):
+            out.append((path / repo[len("file://") :]).resolve())
+    return out
+
+
+def tree_digest(path: Path, seen: set[Path] | None = None) -> str:
+    """Digest of a chart's files and of its local file:// dependencies' files."""
+    seen = set() if seen is None else seen
+    seen.add(path.resolve())
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path)
+        if rel.parts[0] == "charts" or f.suffix == ".tgz" or rel.name == "Chart.lock":
+            continue  # build outputs
+        h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
+    for dep in local_deps(path, load_chart(path)):
+        if dep not in seen:
+            h.update(tree_digest(dep, seen).encode())
+    return h.hexdigest()
+
+
+def check_stand_in(path: Path, meta: dict[str, Any]) -> None:
+    annotations = meta.get("annotations") or {}
+    if str(annotations.get(STAND_IN_ANNOTATION, "")).lower() != "true":
+        raise MirrorError(
+            f'{path.relative_to(ROOT)}/Chart.yaml lacks the annotation {STAND_IN_ANNOTATION}: "true": '
+            "every chart this mirror serves must say it is a stand-in"
+        )
+    if not str(meta.get("description", "")).lstrip().upper().startswith("STAND-IN"):
+        raise MirrorError(f"{path.relative_to(ROOT)}/Chart.yaml: the description must start with STAND-IN")
+
+
+def package_all() -> list[dict[str, Any]]:
+    """Package every stand-in whose files changed since the last start; write the index."""
+    CHARTS.mkdir(parents=True, exist_ok=True)
+    stamps: dict[str, str] = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
+    served = []
+    todo = []
+    for path in chart_dirs():
+        meta = load_chart(path)
+        check_stand_in(path, meta)
+        tgz = CHARTS / f"{meta['name']}-{meta['version']}.tgz"
+        digest = tree_digest(path)
+        served.append({"name": meta["name"], "version": str(meta["version"]), "file": tgz.name})
+        if stamps.get(tgz.name) != digest or not tgz.exists():
+            todo.append((path, tgz, digest))
+    if todo:
+        # Build in a copy: `helm dependency build` writes charts/ and Chart.lock into the chart.
+        with tempfile.TemporaryDirectory(prefix="chart-mirror-") as tmp:
+            copy = Path(tmp) / "stand-in-charts"
+            shutil.copytree(STAND_INS, copy, ignore=shutil.ignore_patterns("*.tgz", "charts", "Chart.lock"))
+            for path, tgz, digest in todo:
+                work = copy / path.name
+                if local_deps(work, load_chart(work)):
+                    run_helm("dependency", "build", str(work))
+                run_helm("package", str(work), "--destination", str(CHARTS))
+                stamps[tgz.name] = digest
+                say(f"packaged {tgz.name}")
+    wanted = {s["file"] for s in served}
+    for old in CHARTS.glob("*.tgz"):
+        if old.name not in wanted:  # a stand-in that was removed or re-versioned
+            old.unlink()
+            stamps.pop(old.name, None)
+    if todo or not (CHARTS / "index.yaml").exists():
+        run_helm("repo", "index", str(CHARTS))  # relative URLs: valid whatever the port
+    STAMPS.write_text(json.dumps(stamps, indent=1, sort_keys=True))
+    return served
+
+
+# --------------------------------------------------------------------------------------------
+# the server
+
+
+def read_pid() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    # Only a process that is really our server counts (pids get reused).
+    if not any(arg.endswith(b"chart-mirror.py") for arg in cmdline) or b"_serve" not in cmdline:
+        return None
+    return pid
+
+
+def running_url() -> str | None:
+    pid = read_pid()
+    if pid is None or not URL_FILE.exists():
+        return None
+    url = URL_FILE.read_text().strip()
+    try:
+        with urllib.request.urlopen(f"{url}/index.yaml", timeout=3) as resp:
+            if resp.status == 200:
+                return url
+    except (urllib.error.URLError, OSError):
+        return None
+    return None
+
+
+def free_port() -> int:
+    for port in (PREFERRED_PORT, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise MirrorError("no free port on 127.0.0.1")
+
+
+def serve(directory: Path, port: int) -> None:
+    """The background server (`_serve`): static files of the repository, on loopback only."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(directory), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def start() -> str:
+    STATE.mkdir(parents=True, exist_ok=True)
+    served = package_all()
+    url = running_url()
+    if url:
+        say(f"running at {url}, serving {len(served)} stand-in charts")
+        return url
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with LOG_FILE.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "_serve", str(CHARTS), str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # outlives the caller, like a daemon
+        )
+    PID_FILE.write_text(f"{proc.pid}\n")
+    URL_FILE.write_text(f"{url}\n")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise MirrorError(f"the server exited at start ({proc.returncode}); see {LOG_FILE}")
+        if running_url():
+            say(f"started at {url} (pid {proc.pid}), serving {len(served)} stand-in charts")
+            return url
+        time.sleep(0.1)
+    raise MirrorError(f"the server did not answer on {url} within 15 s; see {LOG_FILE}")
+
+
+def stop() -> None:
+    pid = read_pid()
+    if pid is None:
+        say("not running")
+    else:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and read_pid() is not None:
+            time.sleep(0.1)
+        if read_pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+        say(f"stopped (pid {pid})")
+    for f in (PID_FILE, URL_FILE):
+        f.unlink(missing_ok=True)
+
+
+def status() -> int:
+    url = running_url()
+    if not url:
+        print("chart mirror: not running (tools/chart-mirror.py start)")
+        return 3
+    index = yaml.safe_load((CHARTS / "index.yaml").read_text()) or {}
+    print(f"chart mirror: running at {url} (pid {read_pid()}), directory {CHARTS}")
+    for name, versions in sorted((index.get("entries") or {}).items()):
+        for v in versions:
+            print(f"  {name} {v['version']}  STAND-IN")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Chart.lock of the meta chart
+
+
+def go_dependency(dep: dict[str, Any]) -> dict[str, Any]:
+    """A dependency as helm's Go json.Marshal writes it (field order and omitempty of chart.Dependency)."""
+    out: dict[str, Any] = {"name": str(dep["name"])}
+    if dep.get("version"):
+        out["version"] = str(dep["version"])
+    out["repository"] = str(dep.get("repository") or "")
+    for key in ("condition", "tags", "enabled", "import-values", "alias"):
+        if dep.get(key):
+            out[key] = dep[key]
+    return out
+
+
+def lock_digest(req: list[dict[str, Any]], lock: list[dict[str, Any]]) -> str:
+    """helm's resolver.HashReq: sha256 of the JSON of [requirements, locked dependencies]."""
+    data = json.dumps([[go_dependency(d) for d in req], [go_dependency(d) for d in lock]], separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+
+
+def expected_lock(chart: Path) -> dict[str, Any]:
+    meta = load_chart(chart)
+    req = meta.get("dependencies") or []
+    locked = []
+    for dep in req:
+        version = str(dep.get("version", ""))
+        if not version or any(c in version for c in "<>=~^*| ,x"):
+            raise MirrorError(
+                f"{chart.name}/Chart.yaml: dependency {dep.get('name')} has version {version!r}: pin one exact version"
+            )
+        locked.append({"name": dep["name"], "repository": dep["repository"], "version": version})
+    return {"dependencies": locked, "digest": lock_digest(req, locked)}
+
+
+def lock(check: bool, chart: Path = META_CHART) -> int:
+    want = expected_lock(chart)
+    path = chart / "Chart.lock"
+    have = yaml.safe_load(path.read_text()) if path.exists() else None
+    same = bool(have) and have.get("dependencies") == want["dependencies"] and have.get("digest") == want["digest"]
+    if check:
+        if not same:
+            print(f"{path.relative_to(ROOT)} is out of sync with Chart.yaml: run tools/chart-mirror.py lock")
+            return 1
+        print(f"{path.relative_to(ROOT)} is in sync with Chart.yaml")
+        return 0
+    if same:
+        say(f"{path.relative_to(ROOT)} already in sync")
+        return 0
+    generated = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    text = yaml.safe_dump({**want, "generated": generated}, sort_keys=False, default_flow_style=False)
+    path.write_text(text)
+    say(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("start", "status", "url", "stop"):
+        sub.add_parser(name)
+    lock_p = sub.add_parser("lock")
+    lock_p.add_argument("--check", action="store_true")
+    serve_p = sub.add_parser("_serve")
+    serve_p.add_argument("directory", type=Path)
+    serve_p.add_argument("port", type=int)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            print(start())
+        elif args.command == "stop":
+            stop()
+        elif args.command == "status":
+            return status()
+        elif args.command == "url":
+            url = running_url()
+            if not url:
+                say("not running (tools/chart-mirror.py start)")
+                return 3
+            print(url)
+        elif args.command == "lock":
+            return lock(args.check)
+        elif args.command == "_serve":
+            serve(args.directory, args.port)
+    except MirrorError as exc:
+        say(f"error: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
