@@ -25,7 +25,8 @@ from typing import Any
 CRYPTOGRAPHY_IMPORT_ERROR: str | None
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 except ImportError as exc:  # reported by the module with missing_required_lib()
     CRYPTOGRAPHY_IMPORT_ERROR = str(exc)
@@ -34,6 +35,7 @@ else:
 
 SECONDS_PER_DAY = 86400
 DEFAULT_MIN_DAYS = 21
+GITCRYPT_HEADER = b"\x00GITCRYPT\x00"
 
 
 class TLSCheckError(Exception):
@@ -141,19 +143,39 @@ def parse_der(der: bytes) -> CertInfo:
     return describe(x509.load_der_x509_certificate(der))
 
 
-def parse_pem_file(data: bytes, source: str) -> CertInfo:
-    """Describe the first certificate of a PEM file (the leaf of a chain file). Private keys in
-    the same file are ignored and never read into the result."""
+def _locked(source: str) -> TLSCheckError:
+    return TLSCheckError(
+        f"{source} is still encrypted by git-crypt: unlock the secrets first "
+        "(the secrets stage of deploy.yml, or git-crypt unlock)"
+    )
+
+
+def load_pem_leaf(data: bytes, source: str) -> x509.Certificate:
+    """The first certificate of a PEM file (the leaf of a chain file). Private keys in the same
+    file are skipped, never parsed into anything returned."""
+    if data.startswith(GITCRYPT_HEADER):
+        raise _locked(source)
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        return x509.load_pem_x509_certificates(data)[0]
     except ValueError as exc:
-        if data.startswith(b"\x00GITCRYPT\x00"):
-            raise TLSCheckError(
-                f"{source} is still encrypted by git-crypt: unlock the secrets first "
-                "(the secrets stage of deploy.yml, or git-crypt unlock)"
-            ) from exc
         raise TLSCheckError(f"{source} holds no PEM certificate ({exc})") from exc
-    return describe(certs[0])
+
+
+def parse_pem_file(data: bytes, source: str) -> CertInfo:
+    return describe(load_pem_leaf(data, source))
+
+
+def key_matches(cert: x509.Certificate, key_data: bytes, source: str) -> bool:
+    """Whether the unencrypted PEM private key in ``key_data`` belongs to ``cert``. Errors never
+    quote the key material."""
+    if key_data.startswith(GITCRYPT_HEADER):
+        raise _locked(source)
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise TLSCheckError(f"{source} holds no readable, unencrypted PEM private key") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -90,6 +90,12 @@ options:
         file are never read into the result.
       - Mutually exclusive with O(connect_address).
     type: path
+  private_key_path:
+    description:
+      - With O(certificate_path), also check that this unencrypted PEM private key belongs to the certificate
+        (a mismatched pair makes ingress-nginx serve its fake default certificate instead). The key is only
+        compared, never returned.
+    type: path
 notes:
   - The subject common name is reported but never used for name matching, as in browsers.
 seealso:
@@ -116,10 +122,11 @@ EXAMPLES = r"""
     fail_on_unreachable: false
   register: staging_cert
 
-- name: Check the pre-made OVH wildcard certificate before it goes into the cluster
+- name: Check the pre-made OVH wildcard certificate and its key before they go into the cluster
   mybinder.deploy.tls_check:
     host: binder.mybinder.ovh
     certificate_path: secret/ovh-wildcard-tls.crt
+    private_key_path: secret/ovh-wildcard-tls.key
 """
 
 RETURN = r"""
@@ -212,6 +219,11 @@ verify_error:
   returned: when a certificate was obtained
   type: str
   sample: self-signed certificate
+key_matches:
+  description: Whether O(private_key_path) holds the private key of the certificate.
+  returned: when O(private_key_path) is set
+  type: bool
+  sample: true
 self_signed:
   description: Whether the certificate is signed by its own key.
   returned: when a certificate was obtained
@@ -249,14 +261,18 @@ def run(module: AnsibleModule) -> dict:
     result: dict = {"changed": False, "host": p["host"], "min_days": p["min_days"], "problems": []}
     trusted = None
     verify_error = None
+    key_problem = None
     if p["certificate_path"]:
         result.update(source="file", reachable=True)
-        try:
-            with open(p["certificate_path"], "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise _tls.TLSCheckError(f"cannot read {p['certificate_path']}: {exc.strerror}") from exc
-        info = _tls.parse_pem_file(data, p["certificate_path"])
+        cert = _tls.load_pem_leaf(read_file(p["certificate_path"]), p["certificate_path"])
+        info = _tls.describe(cert)
+        if p["private_key_path"]:
+            result["key_matches"] = _tls.key_matches(cert, read_file(p["private_key_path"]), p["private_key_path"])
+            if not result["key_matches"]:
+                key_problem = (
+                    f"the private key in {p['private_key_path']} does not belong to the certificate in "
+                    f"{p['certificate_path']}: the TLS secret would not be served"
+                )
     else:
         result.update(source="connection", peer=f"{p['connect_address'] or p['host']}:{p['port']}")
         try:
@@ -289,9 +305,17 @@ def run(module: AnsibleModule) -> dict:
         days_left=verdict.days_left,
         expired=verdict.expired,
         name_matches=verdict.name_matches,
-        problems=verdict.problems,
+        problems=verdict.problems + ([key_problem] if key_problem else []),
     )
     return result
+
+
+def read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise _tls.TLSCheckError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def main() -> None:
@@ -307,8 +331,10 @@ def main() -> None:
             ca_path=dict(type="path"),
             fail_on_unreachable=dict(type="bool", default=True),
             certificate_path=dict(type="path"),
+            private_key_path=dict(type="path"),
         ),
         mutually_exclusive=[("certificate_path", "connect_address")],
+        required_by={"private_key_path": "certificate_path"},
         supports_check_mode=True,
     )
     if _tls.CRYPTOGRAPHY_IMPORT_ERROR is not None:

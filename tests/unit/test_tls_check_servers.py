@@ -212,3 +212,22 @@ def test_module_runs_through_ansible_by_fqcn(ca, ca_file, tmp_path) -> None:
     res = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
     assert res["failed"] and res["days_left"] == 4
     assert "expires in 4 days" in res["msg"]
+
+
+def test_private_key_pairing_is_checked_without_returning_the_key(run, ca, tmp_path) -> None:
+    pair = th.make_leaf(["*.mybinder.ovh"], ca=ca)
+    crt, key = pair.write(tmp_path, "wildcard")
+    failed, res = run(host="hub.mybinder.ovh", certificate_path=str(crt), private_key_path=str(key))
+    assert not failed and res["key_matches"] is True
+    assert "PRIVATE KEY" not in json.dumps(res)
+    _other_crt, other_key = th.make_leaf(["*.mybinder.ovh"], ca=ca).write(tmp_path, "other")
+    failed, res = run(host="hub.mybinder.ovh", certificate_path=str(crt), private_key_path=str(other_key))
+    assert failed and res["key_matches"] is False
+    assert "does not belong to the certificate" in res["msg"]
+    assert "PRIVATE KEY" not in json.dumps(res)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(b"\x00GITCRYPT\x00" + os.urandom(64))
+    failed, res = run(host="hub.mybinder.ovh", certificate_path=str(crt), private_key_path=str(locked))
+    assert failed and "still encrypted by git-crypt" in res["msg"]
+    failed, res = run(host="hub.mybinder.ovh", private_key_path=str(key))
+    assert failed and "certificate_path" in res["msg"]
