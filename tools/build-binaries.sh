@@ -37,7 +37,7 @@ build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl --------------
 build_kubernetes() {
-  local out="$cache/kubernetes-v${KUBERNETES_VERSION}"
+  local out="$cache/kubernetes-v${KUBERNETES_VERSION}" t0=$SECONDS
   [[ -f "$out/.complete" ]] && return 0
   log "building Kubernetes v${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl); cold builds take 10-30 minutes"
   rm -rf "$out"; mkdir -p "$out/src"
@@ -67,12 +67,13 @@ build_kubernetes() {
       k8s.io/kubernetes/cmd/kube-scheduler \
       k8s.io/kubernetes/cmd/kubectl)
   "$out/kube-apiserver" --version | grep -q "v${KUBERNETES_VERSION}" || die "kube-apiserver reports a wrong version"
+  echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"
 }
 
 # --- etcd (own wrapper module so its dependencies are not unified with Kubernetes') ------------
 build_etcd() {
-  local out="$cache/etcd-v${ETCD_VERSION}"
+  local out="$cache/etcd-v${ETCD_VERSION}" t0=$SECONDS
   [[ -f "$out/.complete" ]] && return 0
   log "building etcd v${ETCD_VERSION}"
   rm -rf "$out"; mkdir -p "$out/src"
@@ -86,12 +87,13 @@ MOD
   local ld="-X go.etcd.io/etcd/api/v3/version.GitSHA=v${ETCD_VERSION}"
   (cd "$out/src" && go build -trimpath -ldflags "-s -w ${ld}" -o "$out/etcd" go.etcd.io/etcd/server/v3)
   "$out/etcd" --version | grep -q "${ETCD_VERSION}" || die "etcd reports a wrong version"
+  echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"
 }
 
 # --- kwok (simulated kubelets) and its stage definitions ---------------------------------------
 build_kwok() {
-  local out="$cache/kwok-v${KWOK_VERSION}"
+  local out="$cache/kwok-v${KWOK_VERSION}" t0=$SECONDS
   [[ -f "$out/.complete" ]] && return 0
   log "building kwok v${KWOK_VERSION}"
   rm -rf "$out"; mkdir -p "$out"
@@ -101,12 +103,13 @@ build_kwok() {
   mkdir -p "$out/stage"
   cp -r "$dir/kustomize/stage/." "$out/stage/"
   chmod -R u+w "$out/stage"
+  echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"
 }
 
 # --- helm 3 (version-stamped like upstream's Makefile does) ------------------------------------
 build_helm() {
-  local out="$cache/helm-v${HELM_VERSION}"
+  local out="$cache/helm-v${HELM_VERSION}" t0=$SECONDS
   [[ -f "$out/.complete" ]] && return 0
   log "building helm v${HELM_VERSION}"
   rm -rf "$out"; mkdir -p "$out"
@@ -119,6 +122,7 @@ build_helm() {
   ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${HELM_K8S_MINOR}"
   GOFLAGS=-buildvcs=false GOBIN="$out" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}"
   "$out/helm" version --short | grep -q "v${HELM_VERSION}" || die "helm reports a wrong version"
+  echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"
 }
 
