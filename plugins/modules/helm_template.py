@@ -1,0 +1,258 @@
+#!/usr/bin/python
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: helm_template
+short_description: Render a Helm release to a manifest file without a cluster, Secret data redacted
+version_added: 0.1.0
+description:
+  - Runs C(helm template) for one release (chart, values files in helm order, namespace, Kubernetes version and
+    API versions) and writes the manifests to O(dest). No cluster is contacted.
+  - The file holds the exact manifests helm renders, except the data of every Secret, whose values are replaced by
+    V(<redacted>) (the keys stay, so a reader sees what a Secret holds). The rendered secrets never reach the file,
+    the result, a temporary file or a log.
+  - Reports RV(ignore:changed) only when the file content changes.
+  - M(kubernetes.core.helm_template) writes unredacted Secrets (to O(kubernetes.core.helm_template#module:output_dir)
+    or into its result) and has no option for the Kubernetes version or the API versions to render for.
+author:
+  - mybinder.deploy developers
+requirements:
+  - helm >= 3.13, < 4
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Renders and compares with O(dest), writes nothing.
+  diff_mode:
+    support: full
+    details: Shows the file before and after (Secret data redacted).
+  platform:
+    platforms: posix
+  idempotent:
+    description: Rendering the same chart and values again leaves the file unchanged.
+    support: full
+options:
+  release_name:
+    description: Release name (C(.Release.Name)).
+    type: str
+    required: true
+  release_namespace:
+    description: Release namespace (C(.Release.Namespace)).
+    type: str
+    required: true
+  chart_ref:
+    description: Path of the chart directory, its dependencies already in its C(charts/) directory.
+    type: path
+    required: true
+  values_files:
+    description: Values files passed to helm in this order; a later file wins (helm's rule). Chart defaults come first.
+    type: list
+    elements: path
+    default: []
+  kube_version:
+    description: Kubernetes version to render for (C(--kube-version)); empty for helm's built-in default.
+    type: str
+    default: ""
+  api_versions:
+    description: Extra API versions the templates may test for (C(--api-versions)), such as V(cert-manager.io/v1).
+    type: list
+    elements: str
+    default: []
+  include_crds:
+    description: Include the chart's CRDs (C(--include-crds)).
+    type: bool
+    default: true
+  dest:
+    description: The file to write; its directory is created.
+    type: path
+    required: true
+  binary_path:
+    description: The helm binary; found on E(PATH) when not set.
+    type: path
+notes:
+  - Templates that call C(lookup) see no cluster here, so values a chart generates when they are not given (random
+    tokens, for instance) differ from run to run; give them in the values, as the secret values files do.
+seealso:
+  - module: mybinder.deploy.helm_release
+  - module: kubernetes.core.helm_template
+"""
+
+EXAMPLES = r"""
+- name: Render the prod release of the meta chart
+  mybinder.deploy.helm_template:
+    release_name: prod
+    release_namespace: prod
+    chart_ref: /tmp/build/mybinder
+    values_files:
+      - /tmp/build/inventory-values.yaml
+      - secret/config/prod.yaml
+      - config/prod.yaml
+    kube_version: "1.34.0"
+    dest: render/prod/prod.yaml
+"""
+
+RETURN = r"""
+dest:
+  description: The file written (or that would be written, in check mode).
+  returned: always
+  type: str
+  sample: render/prod/prod.yaml
+objects:
+  description: The rendered objects, as C(Kind namespace/name) (namespace empty for cluster-scoped objects).
+  returned: always
+  type: list
+  elements: str
+  sample: [Deployment prod/binder, Service prod/binder]
+redacted:
+  description: The Secrets whose data was redacted, as C(namespace/name).
+  returned: always
+  type: list
+  elements: str
+  sample: [prod/hub, prod/binder-secret]
+command:
+  description: The helm command run (values travel in files, so the command holds no secret).
+  returned: always
+  type: str
+"""
+
+import os
+import re
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+
+REDACTED = "<redacted>"
+DOC_SPLIT = re.compile(r"^---[ \t]*$", re.MULTILINE)
+
+
+def redact_manifest(text: str, namespace: str) -> tuple[str, list[str], list[str]]:
+    """Blank the data of every Secret; every other document is kept byte for byte.
+
+    Returns the new text, the objects (Kind namespace/name) and the redacted Secrets."""
+    out, objects, redacted = [], [], []
+    for doc in DOC_SPLIT.split(text):
+        if not doc.strip():
+            continue
+        obj = yaml.safe_load(doc)
+        if not isinstance(obj, dict):
+            out.append(doc.strip("\n"))  # comments only
+            continue
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace", namespace if obj.get("kind") not in CLUSTER_SCOPED else "")
+        objects.append(f"{obj.get('kind')} {ns}/{meta.get('name')}")
+        if obj.get("kind") == "Secret":
+            for field in ("data", "stringData"):
+                if isinstance(obj.get(field), dict):
+                    obj[field] = {k: REDACTED for k in obj[field]}
+            comments = "".join(line + "\n" for line in doc.strip("\n").splitlines() if line.startswith("#"))
+            out.append(comments + yaml.safe_dump(obj, sort_keys=False, default_flow_style=False).rstrip("\n"))
+            redacted.append(f"{ns}/{meta.get('name')}")
+        else:
+            out.append(doc.strip("\n"))
+    return "".join(f"---\n{d}\n" for d in out), objects, redacted
+
+
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "IngressClass",
+    "Namespace",
+    "PriorityClass",
+    "StorageClass",
+    "ClusterIssuer",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "APIService",
+    "PersistentVolume",
+}
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    p = module.params
+    helm = Helm(binary=p["binary_path"] or module.get_bin_path("helm", required=True), namespace=p["release_namespace"])
+    args = ["template", p["release_name"], p["chart_ref"]]
+    for vf in p["values_files"]:
+        if not os.path.isfile(vf):
+            raise HelmError(f"values file {vf} does not exist")
+        args += ["--values", vf]
+    if p["kube_version"]:
+        args += ["--kube-version", p["kube_version"]]
+    for api in p["api_versions"]:
+        args += ["--api-versions", api]
+    if p["include_crds"]:
+        args.append("--include-crds")
+    command = " ".join(helm.base() + args)
+    rendered = helm.run(args).stdout
+    text, objects, redacted = redact_manifest(rendered, p["release_namespace"])
+
+    dest = p["dest"]
+    before = None
+    if os.path.exists(dest):
+        with open(dest, encoding="utf-8") as fh:
+            before = fh.read()
+    changed = before != text
+    result: dict[str, Any] = {
+        "changed": changed,
+        "dest": dest,
+        "objects": objects,
+        "redacted": redacted,
+        "command": command,
+    }
+    if module._diff and changed:
+        result["diff"] = {"before": before or "", "after": text, "before_header": dest, "after_header": dest}
+    if changed and not module.check_mode:
+        directory = os.path.dirname(os.path.abspath(dest))
+        os.makedirs(directory, exist_ok=True)
+        # Write next to the destination and rename: a reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".helm_template.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "release_name": {"type": "str", "required": True},
+            "release_namespace": {"type": "str", "required": True},
+            "chart_ref": {"type": "path", "required": True},
+            "values_files": {"type": "list", "elements": "path", "default": []},
+            "kube_version": {"type": "str", "default": ""},
+            "api_versions": {"type": "list", "elements": "str", "default": []},
+            "include_crds": {"type": "bool", "default": True},
+            "dest": {"type": "path", "required": True},
+            "binary_path": {"type": "path"},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
+    try:
+        module.exit_json(**run(module))
+    except HelmError as exc:
+        module.fail_json(**exc.result())
+
+
+if __name__ == "__main__":
+    main()
