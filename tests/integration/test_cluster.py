@@ -354,3 +354,24 @@ def test_build_without_go_names_what_to_install(tmp_path: Path) -> None:
     )
     assert res.returncode != 0
     assert "no Go toolchain" in res.stderr and "Install Go" in res.stderr
+
+
+def test_git_crypt_install_without_apt_names_what_to_do(tmp_path: Path) -> None:
+    """Without apt-get the installer says how to get git-crypt instead of failing obscurely."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "awk", "id", "mktemp", "rm", "mkdir"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "MYBINDER_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [str(bin_dir / "bash"), str(ROOT / "tools" / "install-git-crypt.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert res.returncode != 0
+    assert "apt-get not found" in res.stderr and "apt-get install git-crypt" in res.stderr
+    assert not (tmp_path / "cache").exists()  # nothing half installed
