@@ -33,11 +33,13 @@ $(VENV)/.installed: requirements.txt requirements.lock
 lock: ## re-pin every transitive dependency after editing requirements.txt
 	$(VENV)/bin/pip freeze --exclude-editable > requirements.lock
 
-# helm, kubectl and the control plane from Go modules, git-crypt from Debian, all cached per version.
+# helm, kubectl and the control plane from Go modules; git-crypt (and shellcheck for
+# ansible-test sanity) from Debian's packages; all cached per version outside the work tree.
 tools: $(TOOLS_BIN)/.complete
-$(TOOLS_BIN)/.complete: tools/versions.env tools/build-binaries.sh tools/install-git-crypt.sh
+$(TOOLS_BIN)/.complete: tools/versions.env tools/build-binaries.sh tools/install-deb-tool.sh
 	tools/build-binaries.sh >/dev/null
-	ln -sfn "$$(tools/install-git-crypt.sh)" $(TOOLS_BIN)/git-crypt
+	ln -sfn "$$(tools/install-deb-tool.sh git-crypt)" $(TOOLS_BIN)/git-crypt
+	ln -sfn "$$(tools/install-deb-tool.sh shellcheck)" $(TOOLS_BIN)/shellcheck
 	touch $@
 
 cluster-up: venv tools

@@ -366,7 +366,7 @@ def test_git_crypt_install_without_apt_names_what_to_do(tmp_path: Path) -> None:
         (bin_dir / tool).symlink_to(found)
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "MYBINDER_CACHE": str(tmp_path / "cache")}
     res = subprocess.run(
-        [str(bin_dir / "bash"), str(ROOT / "tools" / "install-git-crypt.sh")],
+        [str(bin_dir / "bash"), str(ROOT / "tools" / "install-deb-tool.sh"), "git-crypt"],
         capture_output=True,
         text=True,
         env=env,
