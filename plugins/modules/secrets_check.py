@@ -1,0 +1,257 @@
+#!/usr/bin/python
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: secrets_check
+short_description: Refuse to deploy with encrypted, shared or plaintext-committed secrets
+version_added: 0.1.0
+description:
+  - Read-only checks a deploy runs before it uses any secret of a git-crypt repository.
+  - O(required_files) - fails while any of these files is missing or still starts with the git-crypt header
+    (the repository is locked), naming the files and how to unlock.
+  - O(compare_files) - fails when files of two different environments hold the same value anywhere, reporting the
+    files and key paths, never the value. Each file of O(compare_files) is one environment; the files of
+    O(environment_files) together are one more (the environment being deployed). Values are compared by SHA-256
+    digest.
+  - O(committed_plaintext) - fails when a file that C(.gitattributes) assigns to git-crypt is committed (or
+    staged) unencrypted, the mistake C(git-crypt status) only warns about.
+  - Every problem found is reported in one failure message.
+author:
+  - mybinder.deploy developers
+requirements:
+  - git (for O(committed_plaintext))
+  - PyYAML (for O(compare_files))
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so check mode runs the same checks.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  idempotent:
+    description: Running the module again gives the same result; it never changes anything.
+    support: full
+options:
+  path:
+    description:
+      - The repository (its top directory or any directory inside it). Relative file names are relative to its top.
+    type: path
+    required: true
+  required_files:
+    description:
+      - Secret files the environment needs; each must exist and be decrypted.
+    type: list
+    elements: path
+    default: []
+  compare_files:
+    description:
+      - Secret files of different environments, one file per environment (for example C(secret/config/staging.yaml)
+        and C(secret/config/prod.yaml)). No value may appear in two environments. YAML and JSON files are compared
+        leaf by leaf; any other file as a whole. Each must exist and be decrypted.
+    type: list
+    elements: path
+    default: []
+  environment_files:
+    description:
+      - Secret files of the environment being deployed (its values file, kubeconfig, ...). They count as one
+        environment, compared with each file of O(compare_files) but not with each other (one environment may
+        repeat a value). Only used when O(compare_files) is set; a file in both lists counts here.
+    type: list
+    elements: path
+    default: []
+  compare_min_length:
+    description:
+      - Values shorter than this are not compared (short values such as V(true) or a port are not secrets).
+    type: int
+    default: 8
+  compare_ignore_keys:
+    description:
+      - Key paths (shell patterns such as V(*.auth_uri)) whose values may be the same across environments.
+    type: list
+    elements: str
+    default: []
+  committed_plaintext:
+    description:
+      - Check every file assigned to git-crypt by C(.gitattributes) (filter C(git-crypt) or C(git-crypt-NAME)):
+        its committed (C(HEAD)) and staged blobs must start with the git-crypt header. Works without the key.
+    type: bool
+    default: false
+seealso:
+  - module: mybinder.deploy.git_crypt
+"""
+
+EXAMPLES = r"""
+- name: Refuse to deploy prod while its secrets are encrypted or shared with staging
+  mybinder.deploy.secrets_check:
+    path: "{{ playbook_dir }}"
+    required_files:
+      - secret/config/prod.yaml
+    environment_files:
+      - secret/config/prod.yaml
+    compare_files:
+      - secret/config/staging.yaml
+      - secret/config/ovh.yaml
+
+- name: Nothing marked for git-crypt may be committed in plaintext (needs no key)
+  mybinder.deploy.secrets_check:
+    path: "{{ playbook_dir }}"
+    committed_plaintext: true
+"""
+
+RETURN = r"""
+repository:
+  description: Top directory of the repository (or O(path) when it is not a git work tree).
+  returned: always
+  type: str
+encrypted_files:
+  description: Files of O(required_files) or O(compare_files) that still start with the git-crypt header.
+  returned: always
+  type: list
+  elements: str
+  sample: [secret/config/prod.yaml]
+missing_files:
+  description: Files of O(required_files) or O(compare_files) that do not exist.
+  returned: always
+  type: list
+  elements: str
+shared_values:
+  description: Groups of places (file and key path) in two or more files that hold the same value.
+  returned: always
+  type: list
+  elements: list
+  sample:
+    - - {file: secret/config/staging.yaml, key: grafana.adminPassword}
+      - {file: secret/config/prod.yaml, key: grafana.adminPassword}
+committed_plaintext:
+  description: Files assigned to git-crypt whose committed (V(HEAD)) or staged (V(index)) blob is not encrypted.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: secret/config/prod.yaml, where: HEAD}]
+checked:
+  description: How many files each check looked at.
+  returned: always
+  type: dict
+  sample: {required: 2, compared: 4, marked_for_git_crypt: 9}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
+    GitCryptCli,
+    GitCryptError,
+    Repo,
+    plaintext_committed,
+)
+from ansible_collections.mybinder.deploy.plugins.module_utils._secrets import (
+    YAML_IMPORT_ERROR,
+    label_for,
+    read_secret_files,
+    shared_values,
+)
+
+
+def _list(items: list[str], limit: int = 20) -> str:
+    return ", ".join(items[:limit]) + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+def run_checks(module: AnsibleModule) -> tuple[dict, list[str]]:
+    p = module.params
+    git = module.get_bin_path("git")
+    root = p["path"]
+    repo = None
+    try:
+        repo = Repo(GitCryptCli(root, git=git or "git"))
+        root = str(repo.toplevel)
+    except GitCryptError:
+        if p["committed_plaintext"]:
+            raise
+    result: dict = {
+        "changed": False,
+        "repository": root,
+        "encrypted_files": [],
+        "missing_files": [],
+        "shared_values": [],
+        "committed_plaintext": [],
+        "checked": {"required": len(p["required_files"]), "compared": 0},
+    }
+    problems: list[str] = []
+
+    compare = list(p["compare_files"])
+    if compare:
+        compare += list(p["environment_files"])
+    files = read_secret_files(root, list(p["required_files"]) + compare)
+    result["encrypted_files"] = files.encrypted
+    result["missing_files"] = files.missing
+    if files.encrypted:
+        problems.append(
+            f"secret files are still encrypted (they start with the git-crypt header): {_list(files.encrypted)}. "
+            "Unlock the repository first: with the mybinder.deploy.secrets role set secrets_unlock=true and "
+            "secrets_key_file=<exported key file> (CI: secrets_key=<base64 of the key>), or run "
+            f"`git-crypt unlock <key file>` in {root}"
+        )
+    if files.missing:
+        problems.append(f"secret files do not exist: {_list(files.missing)}")
+
+    if p["compare_files"]:
+        this_env = {label_for(root, name): "(this environment)" for name in p["environment_files"]}
+        wanted = {label_for(root, name) for name in compare}
+        compared = {k: v for k, v in files.texts.items() if k in wanted}
+        groups = shared_values(compared, p["compare_min_length"], p["compare_ignore_keys"], this_env)
+        result["checked"]["compared"] = len(compared)
+        result["shared_values"] = [[{"file": loc.file, "key": loc.key} for loc in g] for g in groups]
+        if groups:
+            described = "; ".join(" = ".join(f"{loc.file}: {loc.key}" for loc in g) for g in groups[:20])
+            problems.append(
+                f"{len(groups)} secret value(s) are shared between environments (values not shown): {described}. "
+                "Every environment needs its own secrets: generate a new value for one side "
+                "(for example `openssl rand -hex 32`)"
+            )
+
+    if p["committed_plaintext"] and repo is not None:
+        findings = plaintext_committed(repo)
+        result["checked"]["marked_for_git_crypt"] = len(repo.git_crypt_files())
+        result["committed_plaintext"] = [{"path": f.path, "where": f.where} for f in findings]
+        if findings:
+            listed = _list([f"{f.path} ({'committed' if f.where == 'HEAD' else 'staged'})" for f in findings])
+            problems.append(
+                f"files marked for git-crypt in .gitattributes are in git unencrypted: {listed}. Their contents "
+                "are readable by anyone with the repository. Consider them leaked: rotate those secrets; then make "
+                "sure the repository is unlocked (git-crypt configured) and run `git rm --cached FILE && git add "
+                "FILE` so they are encrypted, and commit"
+            )
+    return result, problems
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            required_files=dict(type="list", elements="path", default=[]),
+            compare_files=dict(type="list", elements="path", default=[]),
+            environment_files=dict(type="list", elements="path", default=[]),
+            compare_min_length=dict(type="int", default=8),
+            compare_ignore_keys=dict(type="list", elements="str", default=[]),
+            committed_plaintext=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    if module.params["compare_files"] and YAML_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("PyYAML", reason="to compare secret files"))
+    try:
+        result, problems = run_checks(module)
+    except GitCryptError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    if problems:
+        module.fail_json(msg="; ".join(problems), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
