@@ -375,3 +375,47 @@ def test_git_crypt_install_without_apt_names_what_to_do(tmp_path: Path) -> None:
     assert res.returncode != 0
     assert "apt-get not found" in res.stderr and "apt-get install git-crypt" in res.stderr
     assert not (tmp_path / "cache").exists()  # nothing half installed
+
+
+def bare_pod(name: str, grace: int, finalizers: list[str] | None = None) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "finalizers": finalizers or []},
+        "spec": {
+            "terminationGracePeriodSeconds": grace,
+            "nodeSelector": {"mybinder.org/node-purpose": "user"},
+            "containers": [{"name": "main", "image": "registry.invalid/app:1"}],
+        },
+    }
+
+
+def test_deleted_pods_honour_grace_period_and_finalizers(cluster: Cluster, namespace: str) -> None:
+    """Like a kubelet, the simulated one removes a deleted pod within its grace period (not at
+    once), and never while a finalizer holds it."""
+    apply(cluster, namespace, bare_pod("graceful", 4))
+    apply(cluster, namespace, bare_pod("held", 0, ["example.com/hold"]))
+    wait_for(
+        lambda: all(p["status"].get("phase") == "Running" for p in cluster.get_json("pods", "-n", namespace)["items"]),
+        what="pods Running",
+    )
+    t0 = time.monotonic()
+    cluster.kubectl("delete", "pod", "graceful", "held", "-n", namespace, "--wait=false")
+    held = cluster.get_json("pod", "held", "-n", namespace)
+    assert held["metadata"].get("deletionTimestamp")
+    wait_for(
+        lambda: cluster.kubectl("get", "pod", "graceful", "-n", namespace, check=False).returncode != 0,
+        timeout=20,
+        what="graceful pod to go",
+    )
+    assert time.monotonic() - t0 < 10  # within its 4 s grace period (plus API latency)
+    time.sleep(1)
+    assert cluster.kubectl("get", "pod", "held", "-n", namespace, check=False).returncode == 0  # still held
+    cluster.kubectl(
+        "patch", "pod", "held", "-n", namespace, "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]'
+    )
+    wait_for(
+        lambda: cluster.kubectl("get", "pod", "held", "-n", namespace, check=False).returncode != 0,
+        timeout=20,
+        what="held pod to go once released",
+    )
