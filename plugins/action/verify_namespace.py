@@ -1,0 +1,39 @@
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+"""Action plugin of mybinder.deploy.verify_namespace: runs the module in rounds and prints the open
+problems between rounds, so a slow certificate or endpoint is visible while it is waited for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._rounds import run_rounds
+
+SHOWN = 3
+
+
+def describe(result: dict[str, Any], elapsed: float, timeout: float) -> str:
+    problems = result.get("problems") or []
+    pods = result.get("pods") or {}
+    head = f"verify: {elapsed:.0f}s of {timeout:.0f}s, {pods.get('ready', 0)}/{pods.get('checked', 0)} pods ready"
+    if not problems:
+        return f"{head}, healthy"
+    more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
+    return f"{head}; waiting for: {'; '.join(problems[:SHOWN])}{more}"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        timeout = float(args.get("timeout", 120))
+        interval = float(args.get("progress_interval", 10))
+        result.update(
+            run_rounds(self, task_vars, "mybinder.deploy.verify_namespace", args, timeout, interval, describe)
+        )
+        return result

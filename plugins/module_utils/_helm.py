@@ -1,0 +1,499 @@
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+"""Helm release handling shared by the helm_release and helm_rollback modules.
+
+Why not only kubernetes.core.helm: it decides "changed" from the chart version and the values
+(or needs the helm-diff plugin, which an offline machine does not have), so an edited template
+without a version bump is reported "ok" and never deployed; it treats a release stuck in
+pending-install/pending-upgrade as absent and runs into "another operation is in progress"; it
+cannot show per-object manifest changes in check/diff mode without helm-diff; and it copies the
+kubeconfig to a temporary file outside the repository. This module keeps the comparison exact by
+rendering the release the way `helm upgrade` would (`helm upgrade --install --dry-run=server -o
+json`) and comparing the rendered manifest, hooks, values and chart metadata with the deployed
+release (`helm status -o json`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    import yaml
+
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = str(exc)
+
+
+PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
+REDACTED = "<redacted>"
+
+
+class HelmError(Exception):
+    """A helm command failed: carries the exact command, rc, stdout and stderr."""
+
+    def __init__(
+        self,
+        msg: str,
+        command: list[str] | None = None,
+        rc: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        extra: dict[str, Any] | None = None,
+    ):
+        super().__init__(msg)
+        self.msg = msg
+        self.command = command or []
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        # Facts a caller needs after a failure (e.g. the revision to roll back to).
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    def result(self) -> dict[str, Any]:
+        # stdout is left out on purpose: a failed render may print the manifest, Secrets included.
+        out: dict[str, Any] = {"msg": self.msg}
+        if self.command:
+            out.update(command=" ".join(self.command), rc=self.rc, stderr=self.stderr)
+        return {**out, **self.extra}
+
+
+@dataclass
+class Helm:
+    """Runs the helm CLI against one cluster. Never puts values or credentials on a command line:
+    values travel in files, the kubeconfig by path."""
+
+    binary: str
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def base(self) -> list[str]:
+        cmd = [self.binary]
+        if self.kubeconfig:
+            cmd += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            cmd += ["--kube-context", self.context]
+        if self.namespace:
+            cmd += ["--namespace", self.namespace]
+        return cmd
+
+    def run(
+        self, args: list[str], check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = self.base() + args
+        try:
+            res = subprocess.run(
+                cmd, capture_output=True, text=True, env=self.env or None, timeout=timeout, check=False
+            )
+        except FileNotFoundError as exc:
+            raise HelmError(f"helm binary not found: {self.binary}", cmd) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise HelmError(f"helm did not finish within {timeout} s", cmd) from exc
+        if check and res.returncode != 0:
+            raise HelmError(
+                clean_error(res.stderr) or f"helm exited with {res.returncode}",
+                cmd,
+                res.returncode,
+                res.stdout,
+                res.stderr,
+            )
+        return res
+
+    # ---- reading
+    def history(self, release: str, max_revisions: int = 64) -> list[dict[str, Any]]:
+        """Revisions (oldest first) with their status, chart and app_version; [] when none."""
+        res = self.run(["history", release, "-o", "json", "--max", str(max_revisions)], check=False)
+        if res.returncode != 0:
+            if "release: not found" in res.stderr:
+                return []
+            raise HelmError(
+                clean_error(res.stderr), [*self.base(), "history", release], res.returncode, res.stdout, res.stderr
+            )
+        return json.loads(res.stdout or "[]")
+
+    def release(
+        self, release: str, revision: int | None = None, history: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """A revision of the release (the latest by default, whatever its status) shaped like the
+        release object `helm upgrade -o json` prints: name, namespace, version, info.status,
+        chart.metadata, config (user-supplied values), manifest, hooks. None when there is none.
+
+        `helm status -o json` leaves out the chart, the values and the hooks, so this reads them
+        with `helm get` (run in parallel: four short helm runs cost about as much as one)."""
+        hist = history if history is not None else self.history(release)
+        if not hist:
+            return None
+        entry = hist[-1] if revision is None else next((h for h in hist if h.get("revision") == revision), None)
+        if entry is None:
+            return None
+        rev = ["--revision", str(entry["revision"])]
+        calls = {
+            "manifest": ["get", "manifest", release, *rev],
+            "hooks": ["get", "hooks", release, *rev],
+            "values": ["get", "values", release, "-o", "json", *rev],
+        }
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            futures = {k: pool.submit(self.run, args) for k, args in calls.items()}
+            out = {k: f.result().stdout for k, f in futures.items()}
+        config = json.loads(out["values"] or "null") or {}
+        return {
+            "name": release,
+            "namespace": self.namespace,
+            "version": int(entry["revision"]),
+            "info": {"status": entry.get("status", "")},
+            "chart_ref": entry.get("chart", ""),
+            "app_version": entry.get("app_version", ""),
+            "config": config,
+            "manifest": out["manifest"],
+            "hooks": [{"manifest": out["hooks"]}] if out["hooks"].strip() else [],
+        }
+
+    # ---- writing
+    def upgrade_args(self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions) -> list[str]:
+        args = ["upgrade", release, chart, "--install"]
+        for vf in values_files:
+            args += ["--values", vf]
+        if opts.create_namespace:
+            args.append("--create-namespace")
+        if opts.cleanup_on_fail:
+            args.append("--cleanup-on-fail")
+        if opts.history_max is not None:
+            args += ["--history-max", str(opts.history_max)]
+        if opts.timeout:
+            args += ["--timeout", opts.timeout]
+        if opts.take_ownership:
+            args.append("--take-ownership")
+        if opts.description:
+            args += ["--description", opts.description]
+        # Values are always the chart defaults plus the given files, never reused from the
+        # release: a value removed from a file must disappear from the cluster.
+        args.append("--reset-values")
+        return args
+
+    def render(self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions) -> dict[str, Any]:
+        """What `helm upgrade --install` would deploy, as a release object (no change made)."""
+        args = [*self.upgrade_args(release, chart, values_files, opts), "--dry-run=server", "-o", "json"]
+        res = self.run(args)
+        return json.loads(res.stdout)
+
+    def template(
+        self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions, is_upgrade: bool
+    ) -> dict[str, Any]:
+        """Render without reading release records (works while a release is pending), shaped like a
+        release object: manifest, hooks (split by their helm.sh/hook annotation) and chart metadata."""
+        args = ["template", release, chart, "--dry-run=server", "--include-crds"]
+        for vf in values_files:
+            args += ["--values", vf]
+        if is_upgrade:
+            args.append("--is-upgrade")
+        res = self.run(args)
+        plain, hooks = [], []
+        for doc in re.split(r"^---\s*$", res.stdout, flags=re.MULTILINE):
+            try:
+                obj = yaml.safe_load(doc)
+            except yaml.YAMLError:
+                obj = None
+            if not isinstance(obj, dict):
+                continue
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            (hooks if "helm.sh/hook" in annotations else plain).append(doc)
+        meta: dict[str, Any] = {}
+        try:
+            with open(f"{chart}/Chart.yaml", encoding="utf-8") as fh:
+                meta = yaml.safe_load(fh) or {}
+        except OSError:
+            pass
+        return {
+            "name": release,
+            "namespace": self.namespace,
+            "manifest": "\n---\n".join(plain),
+            "hooks": [{"manifest": h} for h in hooks],
+            "chart": {"metadata": meta},
+            "version": 0,
+        }
+
+    def upgrade(self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions) -> list[str]:
+        args = self.upgrade_args(release, chart, values_files, opts)
+        self.run(args)
+        return self.base() + args
+
+    def rollback(self, release: str, revision: int, timeout: str | None = None) -> list[str]:
+        args = ["rollback", release, str(revision), "--cleanup-on-fail"]
+        if timeout:
+            args += ["--timeout", timeout]
+        self.run(args)
+        return self.base() + args
+
+    def uninstall(self, release: str, timeout: str | None = None) -> list[str]:
+        args = ["uninstall", release]
+        if timeout:
+            args += ["--timeout", timeout]
+        self.run(args)
+        return self.base() + args
+
+
+@dataclass
+class UpgradeOptions:
+    create_namespace: bool = True
+    cleanup_on_fail: bool = True
+    history_max: int | None = 10
+    timeout: str | None = None
+    take_ownership: bool = False
+    description: str | None = None
+
+
+def clean_error(stderr: str) -> str:
+    """helm's error without its noise (warnings about kubeconfig permissions, blank lines)."""
+    lines = [
+        ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("WARNING: Kubernetes configuration file")
+    ]
+    return "\n".join(lines).strip()
+
+
+# --------------------------------------------------------------------------------------------
+# manifests
+
+
+def split_manifest(text: str, default_namespace: str) -> dict[str, dict[str, Any]]:
+    """Parse a helm manifest stream into {object key: object}. The key is
+    `Kind namespace/name` (cluster-scoped objects are keyed with the release namespace too, which
+    is harmless for comparing two renders of the same release)."""
+    objects: dict[str, dict[str, Any]] = {}
+    for doc in yaml.safe_load_all(text or ""):
+        if not isinstance(doc, dict) or not doc:
+            continue
+        items = doc["items"] if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list) else [doc]
+        for obj in items:
+            meta = obj.get("metadata") or {}
+            key = f"{obj.get('kind', '?')} {meta.get('namespace') or default_namespace}/{meta.get('name', '?')}"
+            objects[key] = obj
+    return objects
+
+
+def hook_objects(release: dict[str, Any], default_namespace: str) -> dict[str, dict[str, Any]]:
+    hooks: dict[str, dict[str, Any]] = {}
+    for hook in release.get("hooks") or []:
+        for key, obj in split_manifest(hook.get("manifest", ""), default_namespace).items():
+            hooks[f"hook {key}"] = obj
+    return hooks
+
+
+def release_objects(release: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    if not release:
+        return {}
+    ns = release.get("namespace", "")
+    objs = split_manifest(release.get("manifest", ""), ns)
+    objs.update(hook_objects(release, ns))
+    return objs
+
+
+def redact(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy safe to print: Secret data is replaced by a marker that still tells whether a key
+    changed (same length and a short fingerprint would leak information, so only the key names
+    and an opaque change marker are kept)."""
+    if obj.get("kind") != "Secret":
+        return obj
+    out = dict(obj)
+    for section in ("data", "stringData"):
+        if isinstance(obj.get(section), dict):
+            out[section] = dict.fromkeys(obj[section], REDACTED)
+    return out
+
+
+def redact_pair(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Redact Secret data in both versions of an object, marking the keys whose value changed."""
+    if not (before and before.get("kind") == "Secret") and not (after and after.get("kind") == "Secret"):
+        return before, after
+    b = redact(before) if before else None
+    a = redact(after) if after else None
+    if before and after and a is not None:
+        for section in ("data", "stringData"):
+            old, new = before.get(section) or {}, after.get(section)
+            if isinstance(new, dict):
+                a[section] = {k: (REDACTED if old.get(k) == v else f"{REDACTED} (changed)") for k, v in new.items()}
+    return b, a
+
+
+def to_yaml(obj: dict[str, Any] | None) -> str:
+    if obj is None:
+        return ""
+    return yaml.safe_dump(obj, default_flow_style=False, sort_keys=True)
+
+
+def value_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two values trees differ (paths only: values may hold secrets)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b), key=str):
+            p = f"{prefix}.{k}" if prefix else str(k)
+            if k not in a or k not in b:
+                out.append(p)
+            else:
+                out.extend(value_paths(a[k], b[k], p))
+        return out
+    return [] if a == b else [prefix or "(root)"]
+
+
+def chart_id(release: dict[str, Any] | None) -> dict[str, str]:
+    """Chart as `name-version` plus app version, for a rendered release (chart.metadata) or a
+    deployed one read by Helm.release (chart_ref/app_version, as `helm history` prints them)."""
+    if not release:
+        return {"chart": "", "app_version": ""}
+    if "chart_ref" in release:
+        return {"chart": release.get("chart_ref", ""), "app_version": release.get("app_version", "") or ""}
+    meta = (release.get("chart") or {}).get("metadata") or {}
+    return {
+        "chart": f"{meta.get('name', '')}-{meta.get('version', '')}",
+        "app_version": meta.get("appVersion", "") or "",
+    }
+
+
+@dataclass
+class Comparison:
+    added: list[str]
+    removed: list[str]
+    modified: list[str]
+    values_changed: list[str]
+    chart_changed: bool
+    diffs: list[dict[str, str]]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.modified or self.values_changed or self.chart_changed)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "removed": self.removed,
+            "modified": self.modified,
+            "values_changed": self.values_changed,
+            "chart_changed": self.chart_changed,
+        }
+
+
+def compare(current: dict[str, Any] | None, rendered: dict[str, Any], want_diff: bool) -> Comparison:
+    """Compare the deployed release with a render of the new one, object by object."""
+    before = release_objects(current)
+    after = release_objects(rendered)
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    modified = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    values_changed = value_paths((current or {}).get("config") or {}, rendered.get("config") or {}) if current else []
+    chart_changed = bool(current) and chart_id(current) != chart_id(rendered)
+    diffs: list[dict[str, str]] = []
+    if want_diff:
+        label_b = f"revision {current.get('version')}" if current else "not installed"
+        for key in [*removed, *modified, *added]:
+            b, a = redact_pair(before.get(key), after.get(key))
+            diffs.append(
+                {
+                    "before_header": f"{key} ({label_b})" if b is not None else f"{key} (absent)",
+                    "after_header": f"{key} (to deploy)" if a is not None else f"{key} (to delete)",
+                    "before": to_yaml(b),
+                    "after": to_yaml(a),
+                }
+            )
+        if values_changed or chart_changed:
+            b_lines, a_lines = [], []
+            if chart_changed:
+                b_lines.append("chart: {chart} (app version {app_version})".format(**chart_id(current)))
+                a_lines.append("chart: {chart} (app version {app_version})".format(**chart_id(rendered)))
+            for p in values_changed:
+                b_lines.append(f"value {p}: (old)")
+                a_lines.append(f"value {p}: (new)")
+            diffs.append(
+                {
+                    "before_header": f"release {rendered.get('name')} metadata ({label_b})",
+                    "after_header": f"release {rendered.get('name')} metadata (to deploy)",
+                    "before": "\n".join(b_lines) + "\n",
+                    "after": "\n".join(a_lines) + "\n",
+                }
+            )
+    return Comparison(added, removed, modified, values_changed, chart_changed, diffs)
+
+
+def server_validate(kubectl: list[str], namespace: str, release: dict[str, Any]) -> str | None:
+    """Send every rendered object (hooks too) to the API server as a server-side apply dry run.
+
+    `helm upgrade --dry-run=server` only renders: a value of the wrong type (replicas: "two"), an
+    invalid quantity or a missing required field passes it, and the real upgrade then fails half
+    way, after some objects were already changed. The API server's dry run checks all of that (and
+    admission) without changing anything. Returns None when every object is accepted, the server's
+    message otherwise; "" when the namespace does not exist yet (a first install: nothing to
+    protect, and namespaced objects cannot be checked before their namespace exists)."""
+    docs = [release.get("manifest", "")] + [h.get("manifest", "") for h in release.get("hooks") or []]
+    stream = "\n---\n".join(d for d in docs if d.strip())
+    if not stream.strip():
+        return None
+    cmd = [
+        *kubectl,
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--force-conflicts",
+        "--field-manager=mybinder-deploy-validate",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+    ]
+    res = subprocess.run(cmd, input=stream, capture_output=True, text=True, check=False)
+    if res.returncode == 0:
+        return None
+    err = res.stderr.strip()
+    if f'namespaces "{namespace}" not found' in err:
+        return ""
+    return err
+
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def workloads(release: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Deployments, StatefulSets and DaemonSets of a release manifest (hooks excluded)."""
+    if not release:
+        return []
+    out = []
+    for obj in split_manifest(release.get("manifest", ""), release.get("namespace", "")).values():
+        if obj.get("kind") in WORKLOAD_KINDS:
+            meta = obj.get("metadata") or {}
+            out.append(
+                {
+                    "kind": obj["kind"],
+                    "namespace": meta.get("namespace") or release.get("namespace", ""),
+                    "name": meta.get("name", ""),
+                }
+            )
+    return sorted(out, key=lambda w: (w["namespace"], w["kind"], w["name"]))
+
+
+# --------------------------------------------------------------------------------------------
+# history and recovery
+
+
+def last_good_revision(history: list[dict[str, Any]], exclude: int | None = None) -> int | None:
+    """The revision to go back to: the newest `deployed` one, else the newest `superseded` one."""
+    for wanted in ("deployed", "superseded"):
+        revs = [h["revision"] for h in history if h.get("status") == wanted and h.get("revision") != exclude]
+        if revs:
+            return max(revs)
+    return None
+
+
+_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s)?$")
+
+
+def valid_duration(value: str) -> bool:
+    """A Go duration as helm's --timeout takes it (e.g. 5m, 90s, 1h30m)."""
+    return bool(value) and bool(_DURATION.match(value))

@@ -1,0 +1,301 @@
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+"""Kubernetes API access for the collection's read-only deploy modules (cluster_check,
+rollout_status, verify_namespace): a JSON client from a kubeconfig, and failures turned into
+messages that say what is wrong and what to do (unreachable API server, rejected or expired
+credentials, missing context, a kubeconfig still encrypted by git-crypt).
+
+Credentials are loaded by the kubernetes Python client (kubeconfig, exec plugins such as
+gke-gcloud-auth-plugin, tokens), and requests go through its transport. The typed API classes
+are not used: importing them costs about 1.5 s of CPU in every module run, paid again on every
+round of a rollout wait; plain JSON paths cost nothing extra and read like `kubectl get --raw`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import urllib3
+    from kubernetes.client.api_client import ApiClient
+    from kubernetes.client.configuration import Configuration
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError:
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+    urllib3 = ApiClient = Configuration = kube_config = None  # type: ignore[assignment]
+
+    class ApiException(Exception):  # type: ignore[no-redef]
+        """Placeholder so that `except ApiException` works without the library."""
+
+    class ConfigException(Exception):  # type: ignore[no-redef]
+        """Placeholder so that `except ConfigException` works without the library."""
+
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+
+
+class KubeError(Exception):
+    """A Kubernetes access failure with a message meant for the operator. `status` is the HTTP
+    status when the API server answered."""
+
+    def __init__(self, msg: str, status: int | None = None):
+        super().__init__(msg)
+        self.status = status
+
+
+@dataclass
+class Target:
+    """Which cluster a kubeconfig and context point at (for messages)."""
+
+    kubeconfig: str
+    context: str
+    server: str
+    user: str
+
+
+def kubeconfig_path(kubeconfig: str | None) -> str:
+    if kubeconfig:
+        return os.path.expanduser(kubeconfig)
+    env = os.environ.get("KUBECONFIG", "")
+    return env.split(os.pathsep)[0] if env else os.path.expanduser("~/.kube/config")
+
+
+def read_kubeconfig(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError as exc:
+        raise KubeError(f"kubeconfig {path} does not exist") from exc
+    except OSError as exc:
+        raise KubeError(f"kubeconfig {path} cannot be read: {exc.strerror}") from exc
+    if raw.startswith(b"\x00GITCRYPT\x00"):
+        raise KubeError(
+            f"kubeconfig {path} is still encrypted by git-crypt: unlock the secrets first (the secrets stage)"
+        )
+    try:
+        data = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as exc:
+        raise KubeError(f"kubeconfig {path} is not valid YAML") from exc
+    if not isinstance(data, dict):
+        raise KubeError(f"kubeconfig {path} is not a kubeconfig (expected a mapping with clusters, users, contexts)")
+    return data
+
+
+def resolve(data: dict[str, Any], path: str, context: str | None) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+    """(context name, cluster entry, user entry, user name) of a kubeconfig."""
+    name = context or data.get("current-context") or ""
+    contexts = {c.get("name"): c.get("context") or {} for c in data.get("contexts") or []}
+    known = ", ".join(sorted(map(str, contexts))) or "none"
+    if not name:
+        raise KubeError(f"kubeconfig {path} has no current-context and no context was given (contexts: {known})")
+    if name not in contexts:
+        raise KubeError(f"context {name!r} is not in kubeconfig {path} (contexts: {known})")
+    ctx = contexts[name]
+    clusters = {c.get("name"): c.get("cluster") or {} for c in data.get("clusters") or []}
+    users = {u.get("name"): u.get("user") or {} for u in data.get("users") or []}
+    if ctx.get("cluster") not in clusters:
+        raise KubeError(
+            f"context {name!r} of kubeconfig {path} names cluster {ctx.get('cluster')!r}, "
+            "which the file does not define"
+        )
+    return name, clusters[ctx.get("cluster")], users.get(ctx.get("user"), {}), str(ctx.get("user") or "")
+
+
+def client_certificate(kubeconfig: str | None, context: str | None) -> dict[str, Any] | None:
+    """Validity of the client certificate the context authenticates with, or None when it uses none.
+    An expired client certificate makes the API server answer a bare 401."""
+    path = kubeconfig_path(kubeconfig)
+    data = read_kubeconfig(path)
+    _, _, user, user_name = resolve(data, path, context)
+    pem: bytes | None = None
+    source = ""
+    if user.get("client-certificate-data"):
+        pem = base64.b64decode(user["client-certificate-data"])
+        source = f"client-certificate-data of user {user_name} in {path}"
+    elif user.get("client-certificate"):
+        cert_path = user["client-certificate"]
+        if not os.path.isabs(cert_path):
+            cert_path = os.path.join(os.path.dirname(path), cert_path)
+        source = cert_path
+        try:
+            with open(cert_path, "rb") as fh:
+                pem = fh.read()
+        except OSError as exc:
+            raise KubeError(
+                f"client certificate {cert_path} (user {user_name} in {path}) cannot be read: {exc.strerror}"
+            ) from exc
+    if pem is None:
+        return None
+    try:
+        from cryptography import x509
+    except ImportError:
+        return {"source": source, "not_after": None, "days_left": None, "expired": None}
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise KubeError(f"the client certificate ({source}) is not a PEM certificate") from exc
+    not_after = cert.not_valid_after_utc
+    now = datetime.datetime.now(datetime.UTC)
+    return {
+        "source": source,
+        "not_after": not_after.isoformat(),
+        "days_left": int((not_after - now).total_seconds() // 86400),
+        "expired": not_after <= now,
+    }
+
+
+class Kube:
+    """JSON in, JSON out, over the kubernetes client's transport (authentication, TLS, token refresh)."""
+
+    def __init__(self, api: Any, target: Target, timeout: float):
+        self.api = api
+        self.target = target
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        try:
+            serialized = self.api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            resp = self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
+            data = resp.read()
+        except ApiException as exc:
+            raise KubeError(explain(exc, self.target), getattr(exc, "status", None)) from exc
+        except Exception as exc:
+            if isinstance(exc, OSError) or (HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.HTTPError)):
+                raise KubeError(explain(exc, self.target)) from exc
+            raise
+        decoded: Any = None
+        if data:
+            try:
+                decoded = json.loads(data)
+            except ValueError:
+                decoded = {"message": data[:300].decode("utf-8", "replace")}
+        if not 200 <= resp.status <= 299:
+            raise KubeError(explain_status(resp.status, resp.reason or "", decoded, self.target), resp.status)
+        return decoded
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query)
+
+    def get_or_none(self, path: str, **query: Any) -> Any:
+        try:
+            return self.get(path, **query)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def items(self, path: str, **query: Any) -> list[dict[str, Any]]:
+        """Every item of a list, following `continue` tokens."""
+        out: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self.get(path, limit=500, **{"continue": token}, **query)
+            out.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return out
+
+
+def connect(kubeconfig: str | None, context: str | None, timeout: float = 15.0) -> Kube:
+    """A client for the kubeconfig/context, failing fast (no urllib3 retries) when unreachable."""
+    path = kubeconfig_path(kubeconfig)
+    data = read_kubeconfig(path)
+    ctx_name, cluster, _, user_name = resolve(data, path, context)
+    target = Target(kubeconfig=path, context=ctx_name, server=str(cluster.get("server", "")), user=user_name)
+    cfg = Configuration()
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        # Python's ssl module loads client certificates from files only, so the client writes
+        # embedded certificate and key data to temporary files (0600, removed at exit). Put them
+        # next to the kubeconfig - inside the repository's secret tree when the kubeconfig is a
+        # secret - instead of the system's temporary directory.
+        loader = kube_config.KubeConfigLoader(
+            config_dict=data, active_context=ctx_name, config_base_path=base, temp_file_path=base
+        )
+        loader.load_and_set(cfg)
+    except (ConfigException, ValueError, OSError) as exc:
+        raise KubeError(f"kubeconfig {path} (context {ctx_name}) cannot be used: {exc}") from exc
+    cfg.retries = 0
+    return Kube(ApiClient(configuration=cfg), target, timeout)
+
+
+def explain_status(status: int, reason: str, body: Any, target: Target) -> str:
+    where = f"the Kubernetes API at {target.server} (context {target.context} in {target.kubeconfig})"
+    message = (body or {}).get("message") if isinstance(body, dict) else None
+    if status == 401:
+        msg = f"{where} rejected the credentials of user {target.user} (401 Unauthorized)"
+        try:
+            cert = client_certificate(target.kubeconfig, target.context)
+        except KubeError:
+            cert = None
+        if cert and cert.get("expired"):
+            return msg + f": its client certificate expired on {cert['not_after']}; get a new kubeconfig"
+        return msg + ": the token or certificate is not (or no longer) valid for this cluster; get fresh credentials"
+    if status == 403:
+        return f"{where} answered 403 Forbidden for user {target.user}: {message or reason}"
+    return f"{where} answered {status} {reason}: {message or ''}".rstrip(": ")
+
+
+def explain(exc: BaseException, target: Target) -> str:
+    """An operator-facing message for a transport failure."""
+    where = f"the Kubernetes API at {target.server} (context {target.context} in {target.kubeconfig})"
+    if isinstance(exc, ApiException):
+        return explain_status(int(getattr(exc, "status", 0) or 0), str(getattr(exc, "reason", "")), None, target)
+    if HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.MaxRetryError):
+        inner = exc.reason
+        if isinstance(inner, urllib3.exceptions.SSLError):
+            return (
+                f"TLS with {where} failed: {inner} "
+                "(wrong certificate-authority in the kubeconfig, or another server at that address)"
+            )
+        return f"cannot reach {where}: {short(inner)}. Is the cluster running, and the address right?"
+    return f"cannot reach {where}: {short(exc)}. Is the cluster running, and the address right?"
+
+
+def short(exc: BaseException | None) -> str:
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "No route to host",
+        "Temporary failure in name resolution",
+    ):
+        if marker in text:
+            return marker.lower()
+    return text

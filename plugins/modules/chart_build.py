@@ -1,0 +1,311 @@
+#!/usr/bin/python
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: chart_build
+short_description: Build a Helm chart's dependencies in a build copy, from their upstream repositories or from a mirror
+version_added: 0.1.0
+description:
+  - Mirrors the chart directory O(src) into O(dest) (the chart's own files only; C(charts/) is built), so the
+    source tree is never modified.
+  - With O(mirror) set, the http(s) repositories of the copy's C(Chart.yaml) dependencies are rewritten to the
+    mirror and the dependencies are resolved there (C(helm dependency update)); the resolved names and versions
+    must equal those of the source C(Chart.lock), so a mirror can never swap a version. Without a mirror,
+    C(helm dependency build) fetches exactly what C(Chart.lock) pins from the upstream repositories.
+  - Dependencies are fetched only when the dependency list, the lock or the mirror changed, or an archive is
+    missing; otherwise nothing is run, so a no-op deploy costs no network round trip.
+  - Reports every dependency with its version and whether it is a stand-in chart (annotation
+    C(mybinder.org/stand-in), as the local mirror serves them).
+  - kubernetes.core.helm's O(kubernetes.core.helm#module:dependency_update) runs C(helm dependency update) in the
+    source tree on every run (network each time, rewrites the lock) and knows no mirror.
+author:
+  - mybinder.deploy developers
+requirements:
+  - helm >= 3.13, < 4
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: none
+    details:
+      - The build copy is a local artifact that check mode needs in order to render the release; run the task
+        with C(check_mode=false).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  idempotent:
+    description: A second run with the same chart fetches nothing and reports RV(ignore:changed=false).
+    support: full
+options:
+  src:
+    description: The chart directory (with C(Chart.yaml) and, normally, C(Chart.lock)).
+    type: path
+    required: true
+  dest:
+    description: The build copy; created if needed. Files that are not in O(src) are removed from it.
+    type: path
+    required: true
+  mirror:
+    description: URL of a Helm chart repository that serves every dependency; empty for the upstream repositories.
+    type: str
+    default: ""
+  binary_path:
+    description: The helm binary; found on E(PATH) when not set.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Build the meta chart from the local stand-in mirror
+  mybinder.deploy.chart_build:
+    src: "{{ mybinder_chart_dir }}"
+    dest: "{{ mybinder_build_dir }}/chart"
+    mirror: http://127.0.0.1:8879
+  check_mode: false
+  register: chart
+"""
+
+RETURN = r"""
+path:
+  description: The built chart, to install from.
+  returned: always
+  type: str
+fetched:
+  description: Whether dependencies were fetched in this run.
+  returned: always
+  type: bool
+dependencies:
+  description: The dependencies in C(charts/), with C(name), C(version), C(repository) and C(stand_in).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: binderhub, version: 1.0.0, repository: "http://127.0.0.1:8879", stand_in: true}]
+stand_ins:
+  description: Names of the dependencies that are stand-in charts.
+  returned: always
+  type: list
+  elements: str
+command:
+  description: The helm command run to fetch dependencies.
+  returned: when dependencies were fetched
+  type: str
+"""
+
+import filecmp
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import urllib.request
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+
+STAMP = ".mybinder-deps.json"
+STAND_IN = "mybinder.org/stand-in"
+
+
+class BuildError(Exception):
+    pass
+
+
+def sync_tree(src: str, dest: str) -> None:
+    """Make dest hold exactly the chart files of src (charts/ and the stamp excepted)."""
+    os.makedirs(dest, exist_ok=True)
+    keep = {"charts", STAMP}
+    wanted: set[str] = set()
+    for root, dirs, files in os.walk(src):
+        rel = os.path.relpath(root, src)
+        if rel == ".":
+            dirs[:] = [d for d in dirs if d != "charts"]
+        for d in dirs:
+            os.makedirs(os.path.join(dest, rel, d), exist_ok=True)
+            wanted.add(os.path.normpath(os.path.join(rel, d)))
+        for f in files:
+            relf = os.path.normpath(os.path.join(rel, f))
+            wanted.add(relf)
+            s, t = os.path.join(src, relf), os.path.join(dest, relf)
+            if not os.path.exists(t) or not filecmp.cmp(s, t, shallow=False):
+                shutil.copyfile(s, t)
+    for root, dirs, files in os.walk(dest, topdown=True):
+        rel = os.path.relpath(root, dest)
+        if rel == ".":
+            dirs[:] = [d for d in dirs if d not in keep]
+            files = [f for f in files if f not in keep]
+        for name in list(dirs) + files:
+            relp = os.path.normpath(os.path.join(rel, name))
+            if relp not in wanted:
+                path = os.path.join(dest, relp)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                    dirs[:] = [d for d in dirs if d != name]
+                else:
+                    os.remove(path)
+
+
+def read_yaml(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        return None
+
+
+def lock_pins(lock: Any) -> list[tuple[str, str]]:
+    return sorted((d.get("name", ""), str(d.get("version", ""))) for d in (lock or {}).get("dependencies") or [])
+
+
+def chart_meta_of(tgz: str) -> dict[str, Any]:
+    with tarfile.open(tgz, "r:gz") as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")
+            if len(parts) == 2 and parts[1] == "Chart.yaml":
+                fh = tar.extractfile(member)
+                return yaml.safe_load(fh.read()) if fh else {}
+    return {}
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    p = module.params
+    src, dest, mirror = p["src"].rstrip("/"), p["dest"].rstrip("/"), (p["mirror"] or "").rstrip("/")
+    helm = p["binary_path"] or module.get_bin_path("helm", required=True)
+    chart = read_yaml(os.path.join(src, "Chart.yaml"))
+    if not isinstance(chart, dict):
+        raise BuildError(f"{src} is not a Helm chart: {src}/Chart.yaml is missing or not a mapping")
+    src_lock = read_yaml(os.path.join(src, "Chart.lock"))
+    sync_tree(src, dest)
+
+    deps = chart.get("dependencies") or []
+    if mirror:
+        for dep in deps:
+            if str(dep.get("repository", "")).startswith(("http://", "https://")):
+                dep["repository"] = mirror
+        with open(os.path.join(dest, "Chart.yaml"), "w", encoding="utf-8") as fh:
+            fh.write("# Build copy: dependency repositories rewritten to the chart mirror.\n")
+            yaml.safe_dump(chart, fh, sort_keys=False)
+        # The source lock pins the upstream repositories; the mirror's lock is made by `dependency update`.
+        stale_lock = os.path.join(dest, "Chart.lock")
+        if os.path.exists(stale_lock) and read_yaml(stale_lock) == src_lock:
+            os.remove(stale_lock)
+
+    expected = [f"{d['name']}-{d['version']}.tgz" for d in deps]
+    stamp_data = {
+        "dependencies": deps,
+        "lock": src_lock,
+        "mirror": mirror,
+        "served": mirror_digests(mirror, deps) if mirror and deps else {},
+    }
+    digest = hashlib.sha256(json.dumps(stamp_data, sort_keys=True, default=str).encode()).hexdigest()
+    stamp_path = os.path.join(dest, STAMP)
+    charts_dir = os.path.join(dest, "charts")
+    old = read_json(stamp_path)
+    fresh = old.get("digest") == digest and all(os.path.exists(os.path.join(charts_dir, f)) for f in expected)
+
+    result: dict[str, Any] = {"changed": False, "fetched": False, "path": dest}
+    if deps and not fresh:
+        if os.path.isdir(charts_dir):
+            shutil.rmtree(charts_dir)
+        use_update = bool(mirror) or src_lock is None
+        cmd = [helm, "dependency", "update" if use_update else "build", dest]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            where = f"the chart mirror {mirror}" if mirror else "their upstream repositories (see Chart.yaml)"
+            hint = (
+                "; is the mirror running (tools/chart-mirror.py status)?"
+                if mirror
+                else "; without network access to them, serve the charts from a mirror and set mybinder_chart_mirror"
+            )
+            raise BuildError(f"fetching the dependencies of {src} from {where} failed: {res.stderr.strip()}{hint}")
+        if mirror and src_lock is not None:
+            got = lock_pins(read_yaml(os.path.join(dest, "Chart.lock")))
+            want = lock_pins(src_lock)
+            if got != want:
+                raise BuildError(
+                    f"the mirror {mirror} resolved other dependency versions than {src}/Chart.lock pins: "
+                    f"got {got}, want {want}"
+                )
+        result.update({"changed": True, "fetched": True, "command": " ".join(cmd)})
+        with open(stamp_path, "w", encoding="utf-8") as fh:
+            json.dump({"digest": digest}, fh)
+
+    dependencies = []
+    for dep in deps:
+        tgz = os.path.join(charts_dir, f"{dep['name']}-{dep['version']}.tgz")
+        if not os.path.exists(tgz):
+            raise BuildError(f"dependency {dep['name']} {dep['version']} is missing from {charts_dir} after the build")
+        meta = chart_meta_of(tgz)
+        stand_in = str((meta.get("annotations") or {}).get(STAND_IN, "")).lower() == "true"
+        dependencies.append(
+            {
+                "name": dep["name"],
+                "version": str(dep["version"]),
+                "repository": dep.get("repository", ""),
+                "stand_in": stand_in,
+            }
+        )
+    result["dependencies"] = dependencies
+    result["stand_ins"] = [d["name"] for d in dependencies if d["stand_in"]]
+    return result
+
+
+def mirror_digests(mirror: str, deps: list[dict[str, Any]]) -> dict[str, str]:
+    """Digests the mirror serves for our dependencies: a chart repackaged under the same version
+    (a stand-in being edited) is fetched again."""
+    url = f"{mirror}/index.yaml"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            index = yaml.safe_load(resp.read()) or {}
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise BuildError(
+            f"the chart mirror {mirror} does not answer ({url}: {getattr(exc, 'reason', exc)}); "
+            "start it (tools/chart-mirror.py start) or fix mybinder_chart_mirror"
+        ) from exc
+    out = {}
+    for dep in deps:
+        for entry in (index.get("entries") or {}).get(dep["name"]) or []:
+            if str(entry.get("version")) == str(dep["version"]):
+                out[dep["name"]] = str(entry.get("digest", ""))
+    return out
+
+
+def read_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "src": {"type": "path", "required": True},
+            "dest": {"type": "path", "required": True},
+            "mirror": {"type": "str", "default": ""},
+            "binary_path": {"type": "path"},
+        },
+        supports_check_mode=False,
+    )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
+    try:
+        module.exit_json(**run(module))
+    except BuildError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+#!/usr/bin/python
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cluster_check
+short_description: Check that a kubeconfig reaches its cluster with valid credentials, report the server version
+version_added: 0.1.0
+description:
+  - Reads the kubeconfig and context, and checks, in this order, with a message that names the problem and the
+    fix for each - the file exists and is not still encrypted by git-crypt; the context exists; the client
+    certificate the context authenticates with (if any) has not expired (an expired one makes the API server
+    answer a bare 401); the API server answers (C(/version)) within O(timeout) seconds; it accepts the
+    credentials (a C(SelfSubjectReview), which also tells who we are).
+  - Warns when the client certificate expires within O(min_certificate_days) days.
+  - kubernetes.core.k8s_cluster_info reports the version too, but discovers every API group first (slow) and
+    turns an expired certificate or an unreachable server into a generic client error.
+  - Read-only.
+author:
+  - mybinder.deploy developers
+requirements:
+  - kubernetes (Python client) >= 24
+  - cryptography (to read client certificate dates)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  idempotent:
+    description: Only reads.
+    support: full
+options:
+  kubeconfig:
+    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
+    type: path
+    aliases: [kubeconfig_path]
+  context:
+    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
+    type: str
+    aliases: [kube_context]
+  timeout:
+    description: Seconds to wait for the API server to answer.
+    type: int
+    default: 10
+  min_certificate_days:
+    description: Warn when the client certificate expires in fewer days than this.
+    type: int
+    default: 14
+seealso:
+  - module: kubernetes.core.k8s_cluster_info
+"""
+
+EXAMPLES = r"""
+- name: Check cluster access and get the server version
+  mybinder.deploy.cluster_check:
+    kubeconfig: secret/ovh-kubeconfig.yml
+    context: ovh
+  register: cluster
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ cluster.server }} runs Kubernetes {{ cluster.server_version }}"
+"""
+
+RETURN = r"""
+server:
+  description: API server URL of the context.
+  returned: always
+  type: str
+  sample: https://203.0.113.10:6443
+context:
+  description: The context used.
+  returned: always
+  type: str
+server_version:
+  description: The server's gitVersion.
+  returned: always
+  type: str
+  sample: v1.34.4
+version:
+  description: The server's version information (C(major), C(minor), C(gitVersion), C(platform), ...).
+  returned: always
+  type: dict
+user:
+  description: The user the API server authenticated us as (when it supports SelfSubjectReview).
+  returned: always
+  type: str
+  sample: system:admin
+client_certificate:
+  description: Validity of the client certificate the context uses, V(null) when it uses none.
+  returned: always
+  type: dict
+  sample: {source: /path/admin.crt, not_after: "2026-01-01T00:00:00+00:00", days_left: 200, expired: false}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeError,
+    client_certificate,
+    connect,
+)
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    cert = client_certificate(p["kubeconfig"], p["context"])
+    kube = connect(p["kubeconfig"], p["context"], timeout=p["timeout"])
+    target = kube.target
+    if cert and cert.get("expired"):
+        raise KubeError(
+            f"the client certificate of user {target.user} ({cert['source']}) expired on {cert['not_after']}: "
+            f"the cluster {target.server} will refuse it. Get a new kubeconfig for context {target.context} "
+            "(for a kubeconfig kept in the secret repository: regenerate it on the cluster and commit the new one)"
+        )
+    if cert and cert.get("days_left") is not None and cert["days_left"] < p["min_certificate_days"]:
+        module.warn(
+            f"the client certificate of user {target.user} ({cert['source']}) expires in {cert['days_left']} days "
+            f"({cert['not_after']}): renew it before deploys start failing"
+        )
+    version = kube.get("/version")
+    user = ""
+    try:
+        review = kube.request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        user = ((review.get("status") or {}).get("userInfo") or {}).get("username", "")
+    except KubeError as exc:
+        if exc.status != 404:
+            raise
+        # Servers before 1.28 have no SelfSubjectReview: any authenticated read proves the credentials.
+        kube.get("/api/v1/namespaces", limit=1)
+    return {
+        "changed": False,
+        "server": target.server,
+        "context": target.context,
+        "server_version": version.get("gitVersion", ""),
+        "version": version,
+        "user": user,
+        "client_certificate": cert,
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "kubeconfig": {
+                "type": "path",
+                "aliases": ["kubeconfig_path"],
+                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
+            },
+            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            "timeout": {"type": "int", "default": 10},
+            "min_certificate_days": {"type": "int", "default": 14},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(
+            msg=missing_required_lib("kubernetes", url="https://pypi.org/project/kubernetes/"),
+            exception=KUBERNETES_IMPORT_ERROR,
+        )
+    try:
+        module.exit_json(**run(module))
+    except KubeError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()

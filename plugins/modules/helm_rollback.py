@@ -1,0 +1,194 @@
+#!/usr/bin/python
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: helm_rollback
+short_description: Roll a Helm release back to an earlier revision, only if it is not serving that content already
+version_added: 0.1.0
+description:
+  - Runs C(helm rollback NAME REVISION --cleanup-on-fail) (without C(--wait)) unless the latest revision is
+    C(deployed) and has the same manifest, hooks and values as O(revision), in which case nothing changes.
+  - Used by the M(mybinder.deploy.helm_release) callers to go back to the revision that served before a failed
+    upgrade or rollout. kubernetes.core has no module for C(helm rollback).
+author:
+  - mybinder.deploy developers
+requirements:
+  - helm >= 3.13, < 4
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports whether a rollback would run.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  idempotent:
+    description: Rolling back to the revision already serving changes nothing.
+    support: full
+options:
+  name:
+    description: Release name.
+    type: str
+    required: true
+    aliases: [release_name]
+  namespace:
+    description: Namespace of the release.
+    type: str
+    required: true
+    aliases: [release_namespace]
+  revision:
+    description: Revision to go back to.
+    type: int
+    required: true
+  timeout:
+    description: Time helm may spend on each Kubernetes operation and on hooks, as a Go duration.
+    type: str
+    default: 5m
+  binary_path:
+    description: The helm binary; found on E(PATH) when not set.
+    type: path
+  kubeconfig:
+    description:
+      - Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else helm's default (E(KUBECONFIG), C(~/.kube/config)).
+    type: path
+    aliases: [kubeconfig_path]
+  context:
+    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
+    type: str
+    aliases: [kube_context]
+seealso:
+  - module: mybinder.deploy.helm_release
+"""
+
+EXAMPLES = r"""
+- name: Go back to the revision that served before the failed upgrade
+  mybinder.deploy.helm_rollback:
+    name: prod
+    namespace: prod
+    revision: "{{ release.previous_revision }}"
+  when: release.previous_revision > 0
+"""
+
+RETURN = r"""
+revision:
+  description: The revision serving after this run (the new revision a rollback created).
+  returned: always
+  type: int
+  sample: 9
+rolled_back_to:
+  description: The revision whose content is serving.
+  returned: always
+  type: int
+  sample: 7
+command:
+  description: The helm command run (or that would run).
+  returned: when changed
+  type: str
+workloads:
+  description:
+    - Deployments, StatefulSets and DaemonSets of the revision rolled back to, for M(mybinder.deploy.rollout_status).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: Deployment, namespace: prod, name: hub}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
+    HAS_YAML,
+    YAML_IMPORT_ERROR,
+    Helm,
+    HelmError,
+    release_objects,
+    valid_duration,
+    workloads,
+)
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    name, ns, target = p["name"], p["namespace"], p["revision"]
+    if not valid_duration(p["timeout"]):
+        module.fail_json(
+            msg=f"timeout={p['timeout']!r} is not a duration helm understands; write it like 5m, 90s or 1h30m"
+        )
+    helm = Helm(
+        binary=p["binary_path"] or module.get_bin_path("helm", required=True),
+        kubeconfig=p["kubeconfig"],
+        context=p["context"],
+        namespace=ns,
+    )
+    history = helm.history(name)
+    current = helm.release(name, history=history)
+    if current is None:
+        raise HelmError(f"release {name} does not exist in namespace {ns}: there is nothing to roll back")
+    wanted = helm.release(name, revision=target, history=history)
+    if wanted is None:
+        raise HelmError(
+            f"release {name} in namespace {ns} has no revision {target} (see `helm history {name} -n {ns}`)"
+        )
+    same = (
+        current["info"]["status"] == "deployed"
+        and release_objects(current) == release_objects(wanted)
+        and (current.get("config") or {}) == (wanted.get("config") or {})
+    )
+    if same:
+        return {
+            "changed": False,
+            "revision": int(current["version"]),
+            "rolled_back_to": target,
+            "workloads": workloads(wanted),
+        }
+    cmd = [*helm.base(), "rollback", name, str(target), "--cleanup-on-fail", "--timeout", p["timeout"]]
+    if module.check_mode:
+        return {
+            "changed": True,
+            "revision": int(current["version"]) + 1,
+            "rolled_back_to": target,
+            "command": " ".join(cmd),
+            "workloads": workloads(wanted),
+        }
+    helm.rollback(name, target, timeout=p["timeout"])
+    after = helm.release(name) or {}
+    return {
+        "changed": True,
+        "revision": int(after.get("version") or 0),
+        "rolled_back_to": target,
+        "command": " ".join(cmd),
+        "workloads": workloads(wanted),
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True, "aliases": ["release_name"]},
+            "namespace": {"type": "str", "required": True, "aliases": ["release_namespace"]},
+            "revision": {"type": "int", "required": True},
+            "timeout": {"type": "str", "default": "5m"},
+            "binary_path": {"type": "path"},
+            "kubeconfig": {
+                "type": "path",
+                "aliases": ["kubeconfig_path"],
+                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
+            },
+            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
+    try:
+        module.exit_json(**run(module))
+    except HelmError as exc:
+        module.fail_json(**exc.result())
+
+
+if __name__ == "__main__":
+    main()

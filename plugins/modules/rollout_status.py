@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rollout_status
+short_description: Wait for Deployments, StatefulSets and DaemonSets to roll out, with progress and explained failures
+version_added: 0.1.0
+description:
+  - Waits until every listed workload (O(objects)), or every Deployment, StatefulSet and DaemonSet in
+    O(namespace), has finished its rollout, judged as C(kubectl rollout status) judges it - in one task for all
+    of them, with one deadline (O(timeout)).
+  - While it waits, a line per round (every O(progress_interval) seconds) says how long it has waited, how many
+    workloads are done and what each remaining one is waiting for. (The action plugin of the same name does the
+    rounds; each round runs the module.)
+  - When the deadline passes, or a Deployment exceeds its progress deadline, it fails naming every workload
+    that did not finish, with its pods that are not ready (why: unschedulable, container waiting reason, ...)
+    and its most recent events.
+  - Read-only.
+author:
+  - mybinder.deploy developers
+requirements:
+  - kubernetes (Python client) >= 24
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  action:
+    support: full
+    details: The action plugin runs the module in rounds and prints progress between them.
+  check_mode:
+    support: full
+    details: Only reads; check mode waits the same way.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  idempotent:
+    description: Only reads.
+    support: full
+options:
+  objects:
+    description:
+      - Workloads to wait for, each with C(kind) (V(Deployment), V(StatefulSet) or V(DaemonSet)), C(namespace)
+        and C(name), e.g. RV(mybinder.deploy.helm_release#module:workloads).
+      - Other kinds in the list are ignored.
+    type: list
+    elements: dict
+  namespace:
+    description: Wait for every Deployment, StatefulSet and DaemonSet in this namespace (when O(objects) is not given).
+    type: str
+  timeout:
+    description: Seconds to wait in all before failing.
+    type: int
+    default: 300
+  progress_interval:
+    description: Seconds between two progress lines.
+    type: int
+    default: 10
+  wait_seconds:
+    description:
+      - Seconds this module run waits at most; set by the action plugin for each round. Defaults to O(timeout).
+    type: float
+  fail_on_timeout:
+    description:
+      - Whether to fail when O(wait_seconds) passes with workloads left; the action plugin sets V(false) for all
+        rounds but the last.
+    type: bool
+    default: true
+  events:
+    description: Number of recent events to report for each workload that failed.
+    type: int
+    default: 5
+  interval:
+    description: Seconds between two polls of the API server.
+    type: float
+    default: 1.0
+  kubeconfig:
+    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
+    type: path
+    aliases: [kubeconfig_path]
+  context:
+    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
+    type: str
+    aliases: [kube_context]
+seealso:
+  - module: mybinder.deploy.helm_release
+  - name: kubectl rollout status
+    description: The rules used to judge a rollout.
+    link: https://kubernetes.io/docs/reference/kubectl/generated/kubectl_rollout/kubectl_rollout_status/
+"""
+
+EXAMPLES = r"""
+- name: Wait for the workloads of the release
+  mybinder.deploy.rollout_status:
+    objects: "{{ release.workloads }}"
+    timeout: 600
+
+- name: Wait for everything in a namespace, as upstream's deploy script did
+  mybinder.deploy.rollout_status:
+    namespace: staging
+    timeout: 300
+    progress_interval: 5
+"""
+
+RETURN = r"""
+done:
+  description: Whether every workload finished its rollout.
+  returned: always
+  type: bool
+ready:
+  description: Workloads that finished, as C(Kind namespace/name).
+  returned: always
+  type: list
+  elements: str
+  sample: ["Deployment prod/hub"]
+pending:
+  description: Workloads that did not finish yet, with what they wait for.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: Deployment, namespace: prod, name: binder, message: 0 of 2 updated replicas available}]
+failed:
+  description: Workloads that did not finish (on failure), with their pods that are not ready and recent events.
+  returned: on failure
+  type: list
+  elements: dict
+  sample:
+    - kind: Deployment
+      namespace: prod
+      name: binder
+      message: 0 of 1 updated replicas available
+      pods:
+        - "pod binder-5d9c-x2: not scheduled: 0/3 nodes are available: 3 node(s) didn't match Pod's node selector."
+      events: ["2024-05-01T10:00:00Z Warning FailedScheduling Pod/binder-5d9c-x2: 0/3 nodes are available ..."]
+elapsed:
+  description: Seconds this module run waited.
+  returned: always
+  type: float
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeError,
+    connect,
+)
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import KINDS, Watcher, key, wait
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    t0 = time.monotonic()
+    watcher = Watcher(kube=connect(p["kubeconfig"], p["context"]), objects=[])
+    if p["objects"] is not None:
+        objs = []
+        for o in p["objects"]:
+            if o.get("kind") in KINDS:
+                if not o.get("name") or not o.get("namespace"):
+                    module.fail_json(msg=f"each entry of objects needs kind, namespace and name; got {o!r}")
+                objs.append({"kind": o["kind"], "namespace": o["namespace"], "name": o["name"]})
+        watcher.objects = objs
+    else:
+        watcher.objects = [
+            {"kind": kind, "namespace": p["namespace"], "name": item["metadata"]["name"]}
+            for kind in KINDS
+            for item in watcher.list_kind(kind, p["namespace"])
+        ]
+    seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
+    res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
+    ready = sorted(k for k, r in res.items() if r["done"])
+    pending = [
+        {"kind": r["kind"], "namespace": r["namespace"], "name": r["name"], "message": r["message"]}
+        for k, r in sorted(res.items())
+        if not r["done"]
+    ]
+    result = {
+        "changed": False,
+        "done": not pending,
+        "ready": ready,
+        "pending": pending,
+        "elapsed": round(time.monotonic() - t0, 1),
+    }
+    broken = [k for k, r in res.items() if r["failed"]]
+    if pending and (broken or p["fail_on_timeout"]):
+        failed = [watcher.explain(key(x["kind"], x["namespace"], x["name"]), p["events"]) for x in pending]
+        result["failed"] = failed
+        why = "failed" if broken else f"did not finish within {p['timeout']} s"
+        result["msg"] = f"rollout of {len(pending)} of {len(res)} workloads {why}:\n" + format_failures(failed)
+        result["failed_rollout"] = True
+    return result
+
+
+def format_failures(failed: list[dict]) -> str:
+    lines = []
+    for f in failed:
+        lines.append(f"- {f['kind']} {f['namespace']}/{f['name']}: {f['message']}")
+        lines.extend(f"    {p}" for p in f["pods"][:5])
+        if len(f["pods"]) > 5:
+            lines.append(f"    ... and {len(f['pods']) - 5} more pods not ready")
+        if f["events"]:
+            lines.append("    recent events:")
+            lines.extend(f"      {e}" for e in f["events"])
+    return "\n".join(lines)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "objects": {"type": "list", "elements": "dict"},
+            "namespace": {"type": "str"},
+            "timeout": {"type": "int", "default": 300},
+            "progress_interval": {"type": "int", "default": 10},
+            "wait_seconds": {"type": "float"},
+            "fail_on_timeout": {"type": "bool", "default": True},
+            "events": {"type": "int", "default": 5},
+            "interval": {"type": "float", "default": 1.0},
+            "kubeconfig": {
+                "type": "path",
+                "aliases": ["kubeconfig_path"],
+                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
+            },
+            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+        },
+        required_one_of=[("objects", "namespace")],
+        mutually_exclusive=[("objects", "namespace")],
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(
+            msg=missing_required_lib(
+                "kubernetes", reason="to read workloads", url="https://pypi.org/project/kubernetes/"
+            ),
+            exception=KUBERNETES_IMPORT_ERROR,
+        )
+    try:
+        result = run(module)
+    except KubeError as exc:
+        module.fail_json(msg=str(exc))
+    if result.pop("failed_rollout", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+#!/usr/bin/python
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: verify_namespace
+short_description: Check a deployed namespace serves - pods Ready, Services with endpoints, Ingress hosts with TLS
+version_added: 0.1.0
+description:
+  - Waits up to O(timeout) seconds until the namespace is healthy, then reports; fails listing every problem
+    when it is not.
+  - Every pod selected by O(pod_selector) is Ready (finished pods and pods being deleted do not count; user
+    servers and image builds are left out by the default selector, they come and go).
+  - Every Service with a selector has at least one ready endpoint (EndpointSlices).
+  - Every host of O(hosts) is a rule host of an Ingress in the namespace and, when O(require_tls=true), is
+    covered by that Ingress's C(tls) section whose secret exists and holds a certificate.
+  - The checks need several kinds read together and judged against each other, with one deadline and
+    progress while waiting, which a chain of kubernetes.core.k8s_info tasks cannot do.
+  - Read-only.
+author:
+  - mybinder.deploy developers
+requirements:
+  - kubernetes (Python client) >= 24
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  action:
+    support: full
+    details: The action plugin runs the module in rounds and prints the open problems between them.
+  check_mode:
+    support: full
+    details: Only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  idempotent:
+    description: Only reads.
+    support: full
+options:
+  namespace:
+    description: Namespace to check.
+    type: str
+    required: true
+  hosts:
+    description: Host names the namespace's Ingresses must serve.
+    type: list
+    elements: str
+    default: []
+  require_tls:
+    description:
+      - Whether each host of O(hosts) must be in a C(tls) section of its Ingress, with an existing certificate secret.
+    type: bool
+    default: true
+  pod_selector:
+    description: Label selector of the pods that must be Ready.
+    type: str
+    default: component notin (singleuser-server,binderhub-build)
+  check_services:
+    description: Whether Services with a selector must have a ready endpoint.
+    type: bool
+    default: true
+  node_pools:
+    description:
+      - With a core and a user node pool, check placement in the namespace - every pod that is not a DaemonSet
+        pod must be pinned to a pool (C(nodeSelector) on O(node_pools.label)), pods pinned to the core pool run on
+        core nodes, and nothing that is not pinned to the core pool runs on a core node.
+      - Not checked when not set.
+    type: dict
+    suboptions:
+      label:
+        description: The node label that tells pools apart.
+        type: str
+        default: mybinder.org/node-purpose
+      core:
+        description: Label value of the core pool.
+        type: str
+        required: true
+      user:
+        description: Label value of the user pool.
+        type: str
+        required: true
+  timeout:
+    description: Seconds to wait for the namespace to become healthy before failing.
+    type: int
+    default: 120
+  progress_interval:
+    description: Seconds between two progress lines.
+    type: int
+    default: 10
+  wait_seconds:
+    description: Seconds this module run waits at most; set by the action plugin for each round. Defaults to O(timeout).
+    type: float
+  fail_on_timeout:
+    description:
+      - Whether to fail when O(wait_seconds) passes with problems left (the action plugin sets it for its last round).
+    type: bool
+    default: true
+  interval:
+    description: Seconds between two checks.
+    type: float
+    default: 2.0
+  kubeconfig:
+    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
+    type: path
+    aliases: [kubeconfig_path]
+  context:
+    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
+    type: str
+    aliases: [kube_context]
+seealso:
+  - module: mybinder.deploy.rollout_status
+"""
+
+EXAMPLES = r"""
+- name: Check the production namespace after a deploy
+  mybinder.deploy.verify_namespace:
+    namespace: prod
+    hosts: [mybinder.org, gke.mybinder.org]
+    timeout: 180
+"""
+
+RETURN = r"""
+done:
+  description: Whether every check passed.
+  returned: always
+  type: bool
+problems:
+  description: What is wrong, one sentence each.
+  returned: always
+  type: list
+  elements: str
+  sample: ["Service prod/binder has no ready endpoint (selector component=binder)"]
+pods:
+  description: Counts of checked pods.
+  returned: always
+  type: dict
+  sample: {checked: 9, ready: 9}
+services:
+  description: Counts of checked Services.
+  returned: always
+  type: dict
+  sample: {checked: 6, with_endpoints: 6}
+placement:
+  description: Result of the node pool check (with O(node_pools)).
+  returned: when O(node_pools) is set
+  type: dict
+  sample: {core_pods: 7, user_pods: 2}
+hosts:
+  description: For each expected host, the Ingress serving it and its TLS secret (empty when none).
+  returned: always
+  type: dict
+  sample: {mybinder.org: {ingress: binderhub, tls_secret: binder-tls}}
+elapsed:
+  description: Seconds this module run waited.
+  returned: always
+  type: float
+"""
+
+import time
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    Kube,
+    KubeError,
+    connect,
+)
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import pod_problem, selector_string
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """TLS host matching: a wildcard covers exactly one leftmost label."""
+    if pattern == host:
+        return True
+    if pattern.startswith("*."):
+        return "." in host and host.split(".", 1)[1] == pattern[2:]
+    return False
+
+
+def placement(kube: Kube, ns: str, pools: dict[str, Any], problems: list[str]) -> dict[str, int]:
+    """Core components on core nodes, and nothing else there (DaemonSet pods excepted). All pods of
+    the namespace count here, user servers and builds included."""
+    pods = kube.items(f"/api/v1/namespaces/{ns}/pods")
+    label, core, user = pools["label"], pools["core"], pools["user"]
+    node_pool = {
+        n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(label) for n in kube.items("/api/v1/nodes")
+    }
+    counts = {"core_pods": 0, "user_pods": 0}
+    for pod in pods:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or []):
+            continue
+        name, node = f"{meta.get('namespace')}/{meta.get('name')}", spec.get("nodeName")
+        pinned = (spec.get("nodeSelector") or {}).get(label)
+        if pinned not in (core, user):
+            problems.append(f"pod {name} is not pinned to a node pool (no nodeSelector {label}={core} or {user})")
+        if not node:
+            continue
+        on = node_pool.get(node)
+        if on == core:
+            counts["core_pods"] += 1
+            if pinned != core:
+                problems.append(f"pod {name} runs on core node {node} but is not a core component ({label}={pinned})")
+        elif on == user:
+            counts["user_pods"] += 1
+        if pinned == core and on != core:
+            problems.append(f"core component {name} runs on node {node}, which is not in the core pool")
+    return counts
+
+
+def check(kube: Kube, p: dict[str, Any]) -> dict[str, Any]:
+    ns = p["namespace"]
+    problems: list[str] = []
+    pods = kube.items(f"/api/v1/namespaces/{ns}/pods", labelSelector=p["pod_selector"] or None)
+    checked = ready = 0
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        if meta.get("deletionTimestamp") or status.get("phase") == "Succeeded":
+            continue
+        if status.get("phase") == "Failed" and any(o.get("kind") == "Job" for o in meta.get("ownerReferences") or []):
+            continue
+        checked += 1
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            ready += 1
+        else:
+            problems.append(f"{pod_problem(pod)} (namespace {ns})")
+    result: dict[str, Any] = {"pods": {"checked": checked, "ready": ready}}
+    if p["node_pools"]:
+        result["placement"] = placement(kube, ns, p["node_pools"], problems)
+
+    svc_checked = with_ep = 0
+    if p["check_services"]:
+        slices = kube.items(f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices")
+        ready_by_svc: dict[str, int] = {}
+        for sl in slices:
+            svc = ((sl.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name")
+            n = sum(1 for ep in sl.get("endpoints") or [] if (ep.get("conditions") or {}).get("ready") is not False)
+            if svc:
+                ready_by_svc[svc] = ready_by_svc.get(svc, 0) + n
+        for svc in kube.items(f"/api/v1/namespaces/{ns}/services"):
+            spec = svc.get("spec") or {}
+            if not spec.get("selector") or spec.get("type") == "ExternalName":
+                continue
+            svc_checked += 1
+            name = svc["metadata"]["name"]
+            if ready_by_svc.get(name):
+                with_ep += 1
+            else:
+                sel = selector_string({"matchLabels": spec["selector"]})
+                problems.append(f"Service {ns}/{name} has no ready endpoint (selector {sel})")
+    result["services"] = {"checked": svc_checked, "with_endpoints": with_ep}
+
+    hosts: dict[str, dict[str, str]] = {}
+    if p["hosts"]:
+        ingresses = kube.items(f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses")
+        served = sorted(
+            {r.get("host") for i in ingresses for r in (i.get("spec") or {}).get("rules") or [] if r.get("host")}
+        )
+        secrets_needed: dict[str, list[str]] = {}
+        for host in p["hosts"]:
+            ing = next(
+                (i for i in ingresses if any(r.get("host") == host for r in (i.get("spec") or {}).get("rules") or [])),
+                None,
+            )
+            if ing is None:
+                problems.append(
+                    f"no Ingress in namespace {ns} serves host {host} (hosts served: {', '.join(served) or 'none'})"
+                )
+                hosts[host] = {"ingress": "", "tls_secret": ""}
+                continue
+            iname = ing["metadata"]["name"]
+            tls = next(
+                (
+                    t
+                    for t in (ing.get("spec") or {}).get("tls") or []
+                    if any(host_matches(h, host) for h in t.get("hosts") or [])
+                ),
+                None,
+            )
+            secret = (tls or {}).get("secretName", "")
+            hosts[host] = {"ingress": iname, "tls_secret": secret}
+            if p["require_tls"]:
+                if tls is None:
+                    problems.append(f"Ingress {ns}/{iname} serves {host} without TLS (no tls entry lists it)")
+                elif not secret:
+                    problems.append(f"Ingress {ns}/{iname} lists {host} under tls without a secretName")
+                else:
+                    secrets_needed.setdefault(secret, []).append(host)
+        for secret, for_hosts in sorted(secrets_needed.items()):
+            obj = kube.get_or_none(f"/api/v1/namespaces/{ns}/secrets/{secret}")
+            if obj is None:
+                problems.append(
+                    f"TLS secret {ns}/{secret} for {', '.join(for_hosts)} does not exist yet "
+                    f"(certificate not issued? see `kubectl describe certificate -n {ns}`)"
+                )
+                continue
+            if not (obj.get("data") or {}).get("tls.crt"):
+                problems.append(f"TLS secret {ns}/{secret} for {', '.join(for_hosts)} holds no certificate (tls.crt)")
+    result["hosts"] = hosts
+    result["problems"] = problems
+    return result
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    t0 = time.monotonic()
+    kube = connect(p["kubeconfig"], p["context"])
+    seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
+    deadline = t0 + seconds
+    while True:
+        res = check(kube, p)
+        if not res["problems"] or time.monotonic() + p["interval"] > deadline:
+            break
+        time.sleep(p["interval"])
+    res.update({"changed": False, "done": not res["problems"], "elapsed": round(time.monotonic() - t0, 1)})
+    if res["problems"] and p["fail_on_timeout"]:
+        res["msg"] = f"namespace {p['namespace']} is not healthy after {p['timeout']} s:\n" + "\n".join(
+            f"- {x}" for x in res["problems"]
+        )
+        res["failed_check"] = True
+    return res
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "namespace": {"type": "str", "required": True},
+            "hosts": {"type": "list", "elements": "str", "default": []},
+            "require_tls": {"type": "bool", "default": True},
+            "pod_selector": {"type": "str", "default": "component notin (singleuser-server,binderhub-build)"},
+            "check_services": {"type": "bool", "default": True},
+            "node_pools": {
+                "type": "dict",
+                "options": {
+                    "label": {"type": "str", "default": "mybinder.org/node-purpose"},
+                    "core": {"type": "str", "required": True},
+                    "user": {"type": "str", "required": True},
+                },
+            },
+            "timeout": {"type": "int", "default": 120},
+            "progress_interval": {"type": "int", "default": 10},
+            "wait_seconds": {"type": "float"},
+            "fail_on_timeout": {"type": "bool", "default": True},
+            "interval": {"type": "float", "default": 2.0},
+            "kubeconfig": {
+                "type": "path",
+                "aliases": ["kubeconfig_path"],
+                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
+            },
+            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(
+            msg=missing_required_lib("kubernetes", url="https://pypi.org/project/kubernetes/"),
+            exception=KUBERNETES_IMPORT_ERROR,
+        )
+    try:
+        result = run(module)
+    except KubeError as exc:
+        module.fail_json(msg=str(exc))
+    if result.pop("failed_check", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

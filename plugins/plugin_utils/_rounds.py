@@ -1,0 +1,55 @@
+# Copyright (c) mybinder.deploy developers
+# BSD 3-Clause License (see galaxy.yml)
+"""Run a waiting module in rounds and print a progress line after each round.
+
+A module cannot print while it runs, and `until`/`retries` loops only say "FAILED - RETRYING".
+So the action plugins of the waiting modules (rollout_status, verify_namespace) call their module
+repeatedly, each call waiting at most one round, and print what is done, what is left and for how
+long they have waited between rounds. Display calls from a worker process reach the terminal at
+once (ansible-core proxies them to the main process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ansible.utils.display import Display
+
+display = Display()
+
+
+def run_rounds(
+    action: Any,
+    task_vars: dict[str, Any],
+    module: str,
+    args: dict[str, Any],
+    timeout: float,
+    interval: float,
+    describe: Callable[[dict[str, Any], float, float], str],
+) -> dict[str, Any]:
+    """Call `module` with wait_seconds/fail_on_timeout set per round until it is done, fails, or
+    `timeout` seconds have passed (the last round fails on timeout). `describe(result, elapsed,
+    timeout)` makes the progress line."""
+    host = task_vars.get("inventory_hostname", "")
+    start = time.monotonic()
+    interval = max(1.0, float(interval))
+    overhead = 0.0  # time a module run costs besides its waiting (process start, imports, login)
+    while True:
+        elapsed = time.monotonic() - start
+        budget = max(0.0, timeout - elapsed - overhead)
+        last = budget <= interval
+        wait = min(interval, budget)
+        round_args = dict(args, wait_seconds=wait, fail_on_timeout=last)
+        t0 = time.monotonic()
+        result = action._execute_module(module_name=module, module_args=round_args, task_vars=task_vars)
+        took = time.monotonic() - t0
+        elapsed = time.monotonic() - start
+        if result.get("failed") or result.get("done") or last:
+            if not result.get("failed") and elapsed >= interval:
+                display.display(f"[{host}] {describe(result, elapsed, timeout)}")
+            result["elapsed"] = round(elapsed, 1)
+            return result
+        overhead = max(0.0, took - wait)
+        display.display(f"[{host}] {describe(result, elapsed, timeout)}")
