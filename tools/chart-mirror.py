@@ -46,7 +46,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-STAND_INS = ROOT / "tests" / "stand-in-charts"
+# The charts to serve (overridable for tests of this tool).
+STAND_INS = Path(os.environ.get("MYBINDER_STAND_IN_CHARTS", ROOT / "tests" / "stand-in-charts"))
 META_CHART = ROOT / "mybinder"
 STATE = Path(os.environ.get("MYBINDER_CLUSTER_DIR", ROOT / ".cluster")) / "chart-mirror"
 CHARTS = STATE / "charts"
@@ -130,11 +131,11 @@ def check_stand_in(path: Path, meta: dict[str, Any]) -> None:
     annotations = meta.get("annotations") or {}
     if str(annotations.get(STAND_IN_ANNOTATION, "")).lower() != "true":
         raise MirrorError(
-            f'{path.relative_to(ROOT)}/Chart.yaml lacks the annotation {STAND_IN_ANNOTATION}: "true": '
+            f'{path}/Chart.yaml lacks the annotation {STAND_IN_ANNOTATION}: "true": '
             "every chart this mirror serves must say it is a stand-in"
         )
     if not str(meta.get("description", "")).lstrip().upper().startswith("STAND-IN"):
-        raise MirrorError(f"{path.relative_to(ROOT)}/Chart.yaml: the description must start with STAND-IN")
+        raise MirrorError(f"{path}/Chart.yaml: the description must start with STAND-IN")
 
 
 def package_all() -> list[dict[str, Any]]:

@@ -1,0 +1,262 @@
+"""playbooks/render.yml: every release of an environment rendered without a cluster, with the
+deploy's chart build and values layering; node pools, ingresses and TLS per environment; the
+values layering decision; secrets kept out of the output.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+import yaml
+from helpers_chart import (
+    ENVS,
+    LABEL,
+    ROOT,
+    Render,
+    by_kind,
+    pod_spec,
+    render,
+    run_render,
+    secret_leaves,
+    secret_values_yaml,
+    tmpdir,
+    workloads,
+)
+
+pytestmark = pytest.mark.slow  # one ansible-playbook run per environment and case
+
+CORE = {
+    "binder",
+    "hub",
+    "proxy",
+    "user-scheduler",
+    "redirector",
+}  # plus <release>-grafana/-prometheus-server/-kube-state-metrics
+ACME = {"cert-manager.io/cluster-issuer": "letsencrypt-prod"}
+
+
+def recap_changed(stdout: str) -> int:
+    m = re.search(r"changed=(\d+)", stdout.split("PLAY RECAP", 1)[-1])
+    assert m, stdout[-2000:]
+    return int(m.group(1))
+
+
+def core_names(release: str) -> set[str]:
+    return CORE | {f"{release}-grafana", f"{release}-prometheus-server", f"{release}-kube-state-metrics"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_values_files_are_inventory_layer_then_secret_then_public_config(env):
+    """The documented order (docs/configuration.md): chart defaults < inventory layer < secret < config."""
+    files = render(env).release["values_files"]
+    assert len(files) == 3, files
+    assert files[0].endswith("/inventory-values.yaml")
+    assert files[1:] == [f"secret/config/{env}.yaml", f"config/{env}.yaml"]
+
+
+def test_render_writes_the_release_and_says_which_charts_are_stand_ins():
+    r = render("local")
+    assert (r.out / "local.yaml").is_file()
+    rel = r.release
+    assert (rel["name"], rel["namespace"]) == ("local", "local")
+    assert sorted(rel["dependencies"]) == sorted(
+        f"{d['name']} {d['version']} (STAND-IN)"
+        for d in yaml.safe_load((ROOT / "mybinder" / "Chart.lock").read_text())["dependencies"]
+    )
+    assert "rendered with STAND-IN charts from http://127.0.0.1:" in r.proc.stdout
+    kinds = {d["kind"] for d in r.docs}
+    assert {"Deployment", "StatefulSet", "DaemonSet", "Ingress", "PodDisruptionBudget", "Secret", "ConfigMap"} <= kinds
+
+
+def test_public_config_wins_over_the_inventory_layer_and_the_chart_defaults(tmp_path):
+    probe = yaml.safe_load((ROOT / "config" / "local.yaml").read_text())
+    probe["ingressClassName"] = "probe-class"  # inventory layer says nginx
+    probe.setdefault("redirector", {})["replicas"] = 3  # chart default 1
+    path = tmp_path / "local-probe.yaml"
+    path.write_text(yaml.safe_dump(probe))
+    r = run_render("local", "-e", f"mybinder_config_values_file={path}")
+    assert isinstance(r, Render)
+    assert by_kind(r.docs, "Ingress")["redirector"]["spec"]["ingressClassName"] == "probe-class"
+    assert workloads(r.docs)["redirector"]["spec"]["replicas"] == 3
+    # and the inventory layer wins over the chart defaults
+    assert by_kind(render("local").docs, "Ingress")["redirector"]["spec"]["ingressClassName"] == "nginx"
+
+
+def test_a_key_set_in_both_a_secret_and_a_public_file_stops_the_run_without_showing_values(tmp_path):
+    """Whichever came later would silently override the other: refused, naming key and files."""
+    probe = yaml.safe_load((ROOT / "config" / "local.yaml").read_text())
+    probe.setdefault("grafana", {})["adminPassword"] = "public-probe-value"
+    path = tmp_path / "local-probe.yaml"
+    path.write_text(yaml.safe_dump(probe))
+    proc = run_render("local", "-e", f"mybinder_config_values_file={path}", check=False)
+    assert proc.returncode != 0
+    assert "grafana.adminPassword" in proc.stdout
+    assert "secret/config/local.yaml" in proc.stdout and str(path) in proc.stdout
+    assert "public-probe-value" not in proc.stdout + proc.stderr
+    for value in secret_leaves("local"):
+        assert value not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("env", ["prod", "local"])
+def test_core_components_go_to_the_core_pool_users_and_builds_to_the_user_pool(env):
+    r = render(env)
+    docs = r.unredacted()
+    found = workloads(docs)
+    core = core_names(r.release["name"])
+    assert core <= set(found), sorted(found)
+    for name in core:
+        assert pod_spec(found[name]).get("nodeSelector") == {LABEL: "core"}, name
+    assert pod_spec(found["user-placeholder"])["nodeSelector"] == {LABEL: "user"}
+    assert pod_spec(found[f"{r.release['name']}-image-cleaner"])["nodeSelector"] == {LABEL: "user"}
+    # user servers and builds are created at run time from the hub's and binder's configuration
+    assert secret_values_yaml(docs, "hub")["singleuser"]["nodeSelector"] == {LABEL: "user"}
+    assert secret_values_yaml(docs, "binder-secret")["config"]["BinderHub"]["build_node_selector"] == {LABEL: "user"}
+    # nothing else is pinned anywhere (node agents excepted: they run on every node by design)
+    others = set(found) - core - {"user-placeholder", f"{r.release['name']}-image-cleaner"}
+    assert others == {f"{r.release['name']}-prometheus-node-exporter"}
+    assert found[f"{r.release['name']}-prometheus-node-exporter"]["kind"] == "DaemonSet"
+
+
+def test_the_node_pool_label_and_values_are_one_inventory_setting():
+    r = render(
+        "prod",
+        "-e",
+        "mybinder_node_pool_label=mybinder.org/pool-type",
+        "-e",
+        json.dumps({"mybinder_node_pools": {"core": "core", "user": "users"}}),
+        "-e",
+        json.dumps({"mybinder_ingress_annotations": ACME}),
+    )
+    docs = r.unredacted()
+    found = workloads(docs)
+    for name in core_names("prod"):
+        assert pod_spec(found[name])["nodeSelector"] == {"mybinder.org/pool-type": "core"}, name
+    assert pod_spec(found["user-placeholder"])["nodeSelector"] == {"mybinder.org/pool-type": "users"}
+    assert secret_values_yaml(docs, "binder-secret")["config"]["BinderHub"]["build_node_selector"] == {
+        "mybinder.org/pool-type": "users"
+    }
+    assert LABEL not in json.dumps([pod_spec(w) for w in found.values()])
+
+
+@pytest.mark.parametrize("env", ["staging", "ovh"])
+def test_one_pool_environments_pin_nothing(env):
+    for name, w in workloads(render(env).unredacted()).items():
+        assert LABEL not in (pod_spec(w).get("nodeSelector") or {}), name
+    docs = render(env).unredacted()
+    assert secret_values_yaml(docs, "binder-secret")["config"]["BinderHub"].get("build_node_selector") in (None, {})
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_ingress_has_tls_covering_all_its_hosts(env):
+    ingresses = by_kind(render(env).docs, "Ingress")
+    assert {"binderhub", "jupyterhub", "redirector"} <= set(ingresses)
+    for name, ing in ingresses.items():
+        hosts = {rule["host"] for rule in ing["spec"]["rules"]}
+        tls_hosts = {h for block in ing["spec"].get("tls", []) for h in block["hosts"]}
+        assert hosts and hosts <= tls_hosts, name
+        assert ing["spec"]["ingressClassName"] == "nginx", name
+
+
+def test_inventory_hosts_drive_the_ingresses_and_the_hub_url():
+    r = render("prod")
+    hosts = {n: [rule["host"] for rule in i["spec"]["rules"]] for n, i in by_kind(r.docs, "Ingress").items()}
+    assert hosts["binderhub"] == ["mybinder.org"]
+    assert hosts["jupyterhub"] == ["hub.mybinder.org"]
+    assert hosts["prod-grafana"] == ["grafana.mybinder.org"]
+    assert hosts["prod-prometheus-server"] == ["prometheus.mybinder.org"]
+    config = secret_values_yaml(r.unredacted(), "binder-secret")["config"]["BinderHub"]
+    assert config["hub_url"] == "https://hub.mybinder.org"
+
+
+def test_acme_annotations_reach_every_ingress_and_each_gets_its_own_certificate():
+    r = render(
+        "prod",
+        "-e",
+        "mybinder_node_pool_label=mybinder.org/pool-type",
+        "-e",
+        json.dumps({"mybinder_node_pools": {"core": "core", "user": "users"}}),
+        "-e",
+        json.dumps({"mybinder_ingress_annotations": ACME}),
+    )
+    secrets = []
+    for name, ing in by_kind(r.docs, "Ingress").items():
+        assert ACME.items() <= (ing["metadata"].get("annotations") or {}).items(), name
+        assert len(ing["spec"]["tls"]) == 1, name
+        secrets.append(ing["spec"]["tls"][0]["secretName"])
+    assert len(secrets) == len(set(secrets))
+    assert {"binder-tls", "hub-tls", "grafana-tls", "prometheus-tls", "redirector-tls"} == set(secrets)
+
+
+def test_ovh_serves_its_hosts_with_the_wildcard_and_ovh_mybinder_org_with_its_own_certificate():
+    r = render("ovh", "-e", json.dumps({"mybinder_ingress_annotations": ACME}))
+    ingresses = by_kind(r.docs, "Ingress")
+    binder = ingresses["binderhub"]
+    assert [rule["host"] for rule in binder["spec"]["rules"]] == ["binder.mybinder.ovh"]
+    assert binder["spec"]["tls"] == [{"secretName": "tls-crt", "hosts": ["binder.mybinder.ovh"]}]
+    for name, ing in ingresses.items():
+        if name != "ovh-mybinder-org":  # the wildcard serves them: no ACME (rate limits on .ovh)
+            assert ing["spec"]["tls"][0]["secretName"] == "tls-crt", name
+            assert not ACME.keys() & (ing["metadata"].get("annotations") or {}).keys(), name
+    alias = ingresses["ovh-mybinder-org"]
+    assert [rule["host"] for rule in alias["spec"]["rules"]] == ["ovh.mybinder.org"]
+    assert alias["spec"]["tls"] == [{"secretName": "ovh-mybinder-org-tls", "hosts": ["ovh.mybinder.org"]}]
+    assert ACME.items() <= alias["metadata"]["annotations"].items()
+    backend = alias["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = by_kind(r.docs, "Service")[backend["name"]]
+    assert backend["port"]["number"] in [p["port"] for p in service["spec"]["ports"]]
+    assert (
+        service["spec"]["selector"].items()
+        <= workloads(r.docs)["binder"]["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+@pytest.mark.parametrize("env", ["local", "ovh"])
+def test_secrets_reach_the_cluster_objects_but_never_the_render_output_or_the_log(env):
+    r = render(env)
+    values = secret_leaves(env)
+    assert len(values) >= 5
+    deployed = "\n".join(
+        base64.b64decode(v).decode() for s in by_kind(r.unredacted(), "Secret").values() for v in s["data"].values()
+    )
+    text = (r.out / r.release["file"]).read_text() + (r.out / "releases.yaml").read_text()
+    for value in values:
+        # the value is really deployed (so this test would catch a leak)...
+        assert value in deployed
+        # ...and never written or logged
+        assert value not in text and base64.b64encode(value.encode()).decode() not in text
+        assert value not in r.proc.stdout + r.proc.stderr
+    for secret in by_kind(r.docs, "Secret").values():
+        assert set(secret["data"].values()) == {"<redacted>"}
+    assert set(r.release["redacted_secrets"]) == {f"{env}/hub", f"{env}/binder-secret", f"{env}/{env}-grafana"}
+
+
+def test_a_second_render_changes_nothing_and_check_mode_agrees():
+    out = tmpdir("render-idem-")
+    first = run_render("local", out=out)
+    assert isinstance(first, Render)
+    assert recap_changed(first.proc.stdout) >= 2
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    second = run_render("local", out=out)
+    assert recap_changed(second.proc.stdout) == 0
+    third = run_render("local", "--check", out=out)
+    assert recap_changed(third.proc.stdout) == 0
+    assert {p.name: p.read_text() for p in out.iterdir()} == before
+
+
+def test_check_mode_predicts_a_render_and_writes_nothing():
+    out = tmpdir("render-check-")
+    proc = run_render("local", "--check", "--diff", out=out, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert recap_changed(proc.stdout) >= 2
+    assert list(out.iterdir()) == []
+    assert "<redacted>" in proc.stdout  # the diff shows the Secrets, redacted
+
+
+def test_render_without_render_dir_says_how_to_call_it():
+    proc = run_render("local", "-e", "render_dir=", check=False)
+    assert proc.returncode != 0
+    assert "render_dir is not set" in proc.stdout
+    assert "-e render_dir=" in proc.stdout
