@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -202,3 +203,49 @@ def run_module(args: dict, *, check: bool = False, diff: bool = False, env: dict
 def comparable(result: dict) -> dict:
     """A module result without the parts that legitimately differ between check mode and a real run."""
     return {k: v for k, v in result.items() if k not in ("invocation", "_rc", "_stderr", "diff")}
+
+
+# -- running playbooks -----------------------------------------------------------------------------
+
+
+def write_play(path: Path, tasks_or_roles: str, *, hosts: str = "localhost") -> Path:
+    """A one-play playbook on the controller, modules run by the Python that runs Ansible."""
+    path.write_text(
+        f"""---
+- name: Test play
+  hosts: {hosts}
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+{tasks_or_roles}"""
+    )
+    return path
+
+
+def run_playbook(
+    playbook: Path, *args: str, tmp: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook from the project venv with the project's ansible.cfg; Ansible's temporary
+    directories are put under ``tmp`` so tests can inspect what was left there."""
+    exe = shutil.which("ansible-playbook") or str(ROOT / ".venv" / "bin" / "ansible-playbook")
+    (tmp / "ansible-local").mkdir(parents=True, exist_ok=True)
+    (tmp / "ansible-remote").mkdir(parents=True, exist_ok=True)
+    full_env = {
+        **os.environ,
+        **GIT_ENV,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-local"),
+        "ANSIBLE_REMOTE_TMP": str(tmp / "ansible-remote"),
+        "ANSIBLE_NOCOLOR": "1",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [exe, "-i", "localhost,", str(playbook), *args], capture_output=True, text=True, env=full_env, cwd=tmp
+    )
+
+
+def recap_changed(output: str) -> int:
+    m = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", output)
+    assert m, output[-3000:]
+    return int(m.group(1))

@@ -85,7 +85,7 @@ def shared_values(
             digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
             by_digest.setdefault(digest, []).append(Location(label, key))
     shared = [locs for locs in by_digest.values() if len({groups.get(loc.file, loc.file) for loc in locs}) > 1]
-    return sorted(shared, key=lambda g: [(loc.file, loc.key) for loc in g])
+    return shared  # in the order of ``docs``, first place first
 
 
 def label_for(root: str, name: str) -> str:

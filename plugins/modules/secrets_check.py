@@ -185,7 +185,7 @@ def run_checks(module: AnsibleModule) -> tuple[dict, list[str]]:
 
     compare = list(p["compare_files"])
     if compare:
-        compare += list(p["environment_files"])
+        compare = list(p["environment_files"]) + compare  # this environment first in messages
     files = read_secret_files(root, list(p["required_files"]) + compare)
     result["encrypted_files"] = files.encrypted
     result["missing_files"] = files.missing
@@ -201,8 +201,8 @@ def run_checks(module: AnsibleModule) -> tuple[dict, list[str]]:
 
     if p["compare_files"]:
         this_env = {label_for(root, name): "(this environment)" for name in p["environment_files"]}
-        wanted = {label_for(root, name) for name in compare}
-        compared = {k: v for k, v in files.texts.items() if k in wanted}
+        wanted = [label_for(root, name) for name in compare]
+        compared = {k: files.texts[k] for k in dict.fromkeys(wanted) if k in files.texts}
         groups = shared_values(compared, p["compare_min_length"], p["compare_ignore_keys"], this_env)
         result["checked"]["compared"] = len(compared)
         result["shared_values"] = [[{"file": loc.file, "key": loc.key} for loc in g] for g in groups]
