@@ -46,14 +46,30 @@ options:
     type: str
     required: true
   chart_ref:
-    description: Path of the chart directory, its dependencies already in its C(charts/) directory.
-    type: path
+    description:
+      - Path of a chart directory (its dependencies already in its C(charts/) directory), or the name of a chart
+        in the repository O(chart_repo_url).
+    type: str
     required: true
+  chart_repo_url:
+    description: Chart repository to take O(chart_ref) from (C(--repo)); empty for a local chart directory.
+    type: str
+    default: ""
+  chart_version:
+    description: Exact chart version (C(--version)) for a chart from O(chart_repo_url).
+    type: str
+    default: ""
   values_files:
     description: Values files passed to helm in this order; a later file wins (helm's rule). Chart defaults come first.
     type: list
     elements: path
     default: []
+  values:
+    description:
+      - Values given as a dictionary, applied after O(values_files). They reach helm on its standard input
+        (C(--values -)), never through a file, and are never shown.
+    type: dict
+    default: {}
   kube_version:
     description: Kubernetes version to render for (C(--kube-version)); empty for helm's built-in default.
     type: str
@@ -94,6 +110,18 @@ EXAMPLES = r"""
       - config/prod.yaml
     kube_version: "1.34.0"
     dest: render/prod/prod.yaml
+
+- name: Render a release of a chart from a repository
+  mybinder.deploy.helm_template:
+    release_name: ingress-nginx
+    release_namespace: ingress-nginx
+    chart_ref: ingress-nginx
+    chart_repo_url: https://kubernetes.github.io/ingress-nginx
+    chart_version: 4.14.1
+    values:
+      controller:
+        replicaCount: 2
+    dest: render/prod/ingress-nginx.yaml
 """
 
 RETURN = r"""
@@ -122,11 +150,12 @@ command:
 
 import os
 import re
+import subprocess
 import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError, clean_error
 
 try:
     import yaml
@@ -182,14 +211,39 @@ CLUSTER_SCOPED = {
 }
 
 
+def run_helm(helm: Helm, args: list[str], stdin: str | None) -> str:
+    """helm template, with values on standard input when there are any (never in a file)."""
+    if stdin is None:
+        return helm.run(args).stdout
+    cmd = helm.base() + args
+    try:
+        res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise HelmError(f"helm binary not found: {helm.binary}", cmd) from exc
+    if res.returncode != 0:
+        msg = clean_error(res.stderr) or f"helm exited with {res.returncode}"
+        raise HelmError(msg, cmd, res.returncode, "", res.stderr)
+    return res.stdout
+
+
 def run(module: AnsibleModule) -> dict[str, Any]:
     p = module.params
     helm = Helm(binary=p["binary_path"] or module.get_bin_path("helm", required=True), namespace=p["release_namespace"])
     args = ["template", p["release_name"], p["chart_ref"]]
+    if p["chart_repo_url"]:
+        args += ["--repo", p["chart_repo_url"]]
+        if p["chart_version"]:
+            args += ["--version", p["chart_version"]]
+    elif not os.path.isdir(p["chart_ref"]):
+        raise HelmError(f"chart directory {p['chart_ref']} does not exist (set chart_repo_url for a repository chart)")
     for vf in p["values_files"]:
         if not os.path.isfile(vf):
             raise HelmError(f"values file {vf} does not exist")
         args += ["--values", vf]
+    stdin = None
+    if p["values"]:
+        args += ["--values", "-"]
+        stdin = yaml.safe_dump(p["values"])
     if p["kube_version"]:
         args += ["--kube-version", p["kube_version"]]
     for api in p["api_versions"]:
@@ -197,7 +251,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     if p["include_crds"]:
         args.append("--include-crds")
     command = " ".join(helm.base() + args)
-    rendered = helm.run(args).stdout
+    rendered = run_helm(helm, args, stdin)
     text, objects, redacted = redact_manifest(rendered, p["release_namespace"])
 
     dest = p["dest"]
@@ -236,8 +290,11 @@ def main() -> None:
         argument_spec={
             "release_name": {"type": "str", "required": True},
             "release_namespace": {"type": "str", "required": True},
-            "chart_ref": {"type": "path", "required": True},
+            "chart_ref": {"type": "str", "required": True},
+            "chart_repo_url": {"type": "str", "default": ""},
+            "chart_version": {"type": "str", "default": ""},
             "values_files": {"type": "list", "elements": "path", "default": []},
+            "values": {"type": "dict", "default": {}, "no_log": True},
             "kube_version": {"type": "str", "default": ""},
             "api_versions": {"type": "list", "elements": "str", "default": []},
             "include_crds": {"type": "bool", "default": True},
