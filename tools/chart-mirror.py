@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A local Helm chart repository serving the stand-in charts, for offline deploys and tests.
 
     chart-mirror.py start     package every chart under tests/stand-in-charts/, index, serve;
@@ -229,8 +229,11 @@ def serve(directory: Path, port: int) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, on_term)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -80,7 +80,7 @@ def test_every_pod_runs_core_on_core_nodes_users_on_user_nodes(cluster: Cluster,
 def test_core_pods_can_always_be_evicted(cluster: Cluster, installed):
     """minAvailable 0 budgets: the eviction API lets a drain move hub, proxy, grafana, prometheus
     and the redirector even when each runs a single pod."""
-    namespace, _ = installed
+    namespace = installed[0]
     wait_for(lambda: all_running(cluster, namespace), what="every pod Running")
     budgets = {
         b["metadata"]["name"]: b
