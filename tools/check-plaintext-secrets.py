@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
-import _git_crypt  # noqa: E402
+import _git_crypt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,13 +40,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         for f in findings:
-            print(f"  {f.path} ({'committed in HEAD' if f.where == 'HEAD' else 'staged in the index'})", file=sys.stderr)
+            where = "committed in HEAD" if f.where == "HEAD" else "staged in the index"
+            print(f"  {f.path} ({where})", file=sys.stderr)
         print(
-            "Fix: unlock the repository (git-crypt configured), then `git rm --cached FILE && git add FILE` and commit.",
+            "Fix: unlock the repository (git-crypt configured), then "
+            "`git rm --cached FILE && git add FILE` and commit.",
             file=sys.stderr,
         )
         return 1
-    print(f"check-plaintext-secrets: ok, all {len(marked)} file(s) marked for git-crypt are encrypted in {repo.toplevel}")
+    print(f"check-plaintext-secrets: ok, {len(marked)} file(s) marked for git-crypt, all encrypted ({repo.toplevel})")
     return 0
 
 

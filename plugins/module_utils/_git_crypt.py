@@ -541,13 +541,13 @@ class Repo:
             )
         out = []
         for rec in _split_z(res.stdout):
-            name, _, value = rec.partition("\n")
+            name, _sep, value = rec.partition("\n")
             out.append((name, value))
         return out
 
     def configured(self, key_name: str | None) -> bool:
         section = f"filter.{filter_name(key_name)}."
-        return any(name.startswith(section) for name, _ in self.config())
+        return any(name.startswith(section) for name, _value in self.config())
 
     # -- work tree ------------------------------------------------------------------------------
     def worktree_encrypted(self, files: Iterable[TrackedFile]) -> tuple[list[str], list[str]]:
@@ -676,7 +676,7 @@ class Snapshot:
             if lock.stat().st_mtime >= self.started - 1:
                 lock.unlink()
         # git configuration: drop every git-crypt section now present, put back what was there.
-        for section in dict.fromkeys(name.rsplit(".", 1)[0] for name, _ in repo.config()):
+        for section in dict.fromkeys(name.rsplit(".", 1)[0] for name, _value in repo.config()):
             repo.cli.git("config", "--local", "--remove-section", section, check=False)
         for name, value in self.config:
             repo.cli.git("config", "--local", "--add", name, value)

@@ -24,8 +24,8 @@ description:
     the repository is put back exactly as it was (git-crypt keys, git configuration, clean work tree).
   - A work tree with modified tracked files is refused with the list of those files (git-crypt would refuse
     too); nothing changes.
-  - After an unlock, decrypted credential files (O(private_file_patterns): kubeconfigs, private keys,
-    service-account JSON) get mode O(private_file_mode).
+  - After an unlock, decrypted credential files (O(private_file_patterns), by default kubeconfigs, private keys
+    and service-account JSON) get mode O(private_file_mode).
   - Repairs a half-finished unlock done with the same key (files still encrypted or missing) when the only
     modified files are the ones git-crypt left behind.
 author:
@@ -52,7 +52,7 @@ attributes:
 options:
   path:
     description:
-      - The repository: its top directory or any directory inside its work tree.
+      - The repository, its top directory or any directory inside its work tree.
     type: path
     required: true
   state:
@@ -83,7 +83,7 @@ options:
     description:
       - With O(state=locked), lock even when tracked files are modified (C(git-crypt lock --force)); their
         uncommitted changes are lost. Without it such a lock is refused with the list of files.
-      - Has no effect on O(state=unlocked): an unlock never discards changes.
+      - Has no effect on O(state=unlocked), as an unlock never discards changes.
     type: bool
     default: false
   binary_path:

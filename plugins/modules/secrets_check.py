@@ -79,8 +79,8 @@ options:
     default: []
   committed_plaintext:
     description:
-      - Check every file assigned to git-crypt by C(.gitattributes) (filter C(git-crypt) or C(git-crypt-NAME)):
-        its committed (C(HEAD)) and staged blobs must start with the git-crypt header. Works without the key.
+      - Check every file assigned to git-crypt by C(.gitattributes) (filter C(git-crypt) or C(git-crypt-NAME)).
+        Its committed (C(HEAD)) and staged blobs must start with the git-crypt header. Works without the key.
     type: bool
     default: false
 seealso:
@@ -237,7 +237,7 @@ def main() -> None:
             compare_files=dict(type="list", elements="path", default=[]),
             environment_files=dict(type="list", elements="path", default=[]),
             compare_min_length=dict(type="int", default=8),
-            compare_ignore_keys=dict(type="list", elements="str", default=[]),
+            compare_ignore_keys=dict(type="list", elements="str", default=[], no_log=False),
             committed_plaintext=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
