@@ -715,11 +715,13 @@ class NodeDrain:
         if refusals:
             raise d.DrainInputError("; ".join(refusals))
         for run in self.runs.values():
-            node, (_, status, warning) = self.patch_node(run.name, lambda n: d.uncordon_patch(n, force=self.p["force"]))
+            node, (patch, status, warning) = self.patch_node(
+                run.name, lambda n: d.uncordon_patch(n, force=self.p["force"])
+            )
             run.cordon, run.node = status, node
             if warning:
                 run.warnings.append(warning)
-            self.progress(f"{run.name}: {status}")
+            self.progress(f"{run.name}: {status}{' (dry run)' if self.check and patch is not None else ''}")
 
     # ------------------------------------------------------------------------------------ cordon
 
@@ -752,7 +754,7 @@ class NodeDrain:
                     f"node {run.name} carried this module's retiring mark but had been made schedulable again "
                     "(BinderHub's image cleaner uncordons nodes): re-asserted the cordon"
                 )
-            self.progress(f"{run.name}: cordon {status}")
+            self.progress(f"{run.name}: cordon {status}{' (dry run)' if self.check and status != 'already' else ''}")
 
         self.parallel(one, list(self.runs.values()))
 
@@ -791,6 +793,13 @@ class NodeDrain:
             self.predict_pdb_waits()
             for run in runs.values():
                 run.done_at = time.monotonic()
+                for o in run.outcomes:
+                    if o.status == "blocked":
+                        run.warnings.append(
+                            f"check mode: the eviction of {o.plan.ref} is refused now ({o.message}); a real run "
+                            f"retries it until the timeout ({p['timeout']} s), and if it would stay blocked, "
+                            f"on_timeout: {p['on_timeout']} applies"
+                        )
                 if p["delete_node"] and self.predicted_empty(run):
                     run.deleted = True
                     self.changed = True
@@ -858,7 +867,7 @@ class NodeDrain:
             parts.append(f"{len(users)} user pod(s), the last expected to end {max(ends)}")
         return "; ".join(parts) or "nothing"
 
-    def wait_gone(self, runs: list[NodeRun], deadline: float, mode: str) -> None:
+    def wait_gone(self, runs: list[NodeRun], deadline: float, mode: str, what: str = "the evicted pods") -> None:
         """Poll (metadata only, 0.2 s growing to 5 s) until the pods are gone or the deadline; a
         progress line whenever the counts change, and every 30 s."""
         pending = {r.name: r for r in runs if r.wait_for or mode == "empty"}
@@ -874,7 +883,7 @@ class NodeDrain:
                 run.left = left
                 if not left:
                     run.done_at = now
-                    self.progress(f"{run.name}: {'empty' if mode == 'empty' else 'the evicted pods are gone'}")
+                    self.progress(f"{run.name}: {'empty' if mode == 'empty' else what + ' are gone'}")
                     del pending[run.name]
             counts = {n: len(r.left) for n, r in pending.items()}
             if pending and (counts != said_counts or now - said_at > 30):
@@ -992,7 +1001,7 @@ class NodeDrain:
             )
         )
         forced_runs = [self.runs[n] for n in left]
-        self.wait_gone(forced_runs, time.monotonic() + longest + 30, "blockers")
+        self.wait_gone(forced_runs, time.monotonic() + longest + 30, "blockers", "the force-deleted pods")
         still = {r.name: r.left for r in forced_runs if r.left}
         if still:
             raise DrainFailure(
@@ -1015,6 +1024,11 @@ class NodeDrain:
             self.progress(f"{run.name}: Node object deleted")
 
     def predicted_empty(self, run: NodeRun) -> bool:
+        """Check mode: whether the real run would leave only DaemonSet and mirror pods. With wait:
+        empty and on_timeout: force it always does (what is left at the deadline is deleted);
+        otherwise when every other pod is evicted or already terminating."""
+        if self.p["wait"] == "empty" and self.p["on_timeout"] == "force":
+            return True
         gone = {o.plan.uid for o in run.outcomes if o.status in ("evicted", "gone")}
         return all(pl.stays_on_empty_node or pl.uid in gone or pl.category == "terminating" for pl in run.plans)
 
@@ -1075,7 +1089,9 @@ class NodeDrain:
                 if o.pdb_wait:
                     entry["pdb_wait"] = o.pdb_wait
                 evicted.append(entry)
-        skipped = [pl.brief() for pl in run.plans if pl.action == "skip"]
+        # only a drain decides about evictions: cordon and uncordon report the pods, not "skipped"
+        drained = self.p["state"] == "drained"
+        skipped = [pl.brief() for pl in run.plans if pl.action == "skip"] if drained else []
         skipped += [
             {"namespace": o.plan.namespace, "name": o.plan.name, "reason": o.message}
             for o in run.outcomes
@@ -1092,6 +1108,8 @@ class NodeDrain:
             if o.status == "blocked"
         ]
         empty = run.deleted or not [pl for pl in remaining if not pl.stays_on_empty_node]
+        if self.check and self.p["state"] == "drained":
+            empty = self.predicted_empty(run)
         res = {
             "cordoned": bool(node.get("spec", {}).get("unschedulable")) or d.has_retiring_taint(node),
             "cordoned_by_us": d.marked_by_us(node),
