@@ -572,6 +572,10 @@ def start_components(bdir: Path, state: dict[str, Any], adv: str) -> None:
             "--manage-all-nodes=true",
             f"--cidr={POD_CIDR}",
             "--node-ip=127.0.0.1",
+            # Renew node Leases: the heartbeat-with-lease stage patches node status only every ~10
+            # minutes, so without Leases the node lifecycle controller finds every node NotReady
+            # after its grace period and marks all pods NotReady, which kwok never undoes.
+            "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{p['kwok']}",
         ],
         state,
