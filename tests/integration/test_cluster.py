@@ -423,3 +423,24 @@ def test_deleted_pods_honour_grace_period_and_finalizers(cluster: Cluster, names
         timeout=20,
         what="every pod gone",
     )
+
+
+def test_node_leases_are_renewed(cluster: Cluster) -> None:
+    """Nodes keep a renewed Lease, as kubelets do; without it the node lifecycle controller marks
+    every node NotReady after its grace period and every pod with it."""
+    import datetime
+
+    def renew_times() -> dict[str, str]:
+        leases = cluster.get_json("leases", "-n", "kube-node-lease")["items"]
+        return {item["metadata"]["name"]: item["spec"].get("renewTime", "") for item in leases}
+
+    first = renew_times()
+    for name in ("core-0", "user-0", "user-1"):
+        assert name in first, first
+    later = wait_for(
+        lambda: (t := renew_times()) and all(t[n] > first[n] for n in ("core-0", "user-0", "user-1")) and t,
+        timeout=60,
+        what="every node Lease renewed",
+    )
+    renewed = datetime.datetime.fromisoformat(later["core-0"].replace("Z", "+00:00"))
+    assert (datetime.datetime.now(datetime.UTC) - renewed).total_seconds() < 60
