@@ -16,9 +16,12 @@ from helpers_chart import (
     LABEL,
     ROOT,
     Render,
+    ansible_env,
     by_kind,
+    mirror_url,
     pod_spec,
     render,
+    run,
     run_render,
     secret_leaves,
     secret_values_yaml,
@@ -260,3 +263,54 @@ def test_render_without_render_dir_says_how_to_call_it():
     assert proc.returncode != 0
     assert "render_dir is not set" in proc.stdout
     assert "-e render_dir=" in proc.stdout
+
+
+def test_a_new_cluster_needs_only_an_inventory_and_a_config_file(tmp_path):
+    """A k3s-style single-node member of the federation: inventory + config (+ its secrets), no code."""
+    inventory = tmp_path / "inventories" / "k3s"
+    group_vars = inventory / "group_vars" / "mybinder_clusters"
+    group_vars.mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(
+        "mybinder_clusters:\n  hosts:\n    k3s:\n      ansible_connection: local\n"
+        '      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+    )
+    config = tmp_path / "k3s.yaml"
+    config.write_text(
+        "redirector:\n  redirects:\n    - {type: host, host: {from: old.k3s.example.org, to: k3s.example.org}}\n"
+    )
+    secret = tmp_path / "k3s-secret.yaml"
+    secret.write_text(yaml.safe_dump({"grafana": {"adminPassword": "k3s-only-placeholder"}}))
+    (group_vars / "cluster.yml").write_text(
+        yaml.safe_dump(
+            {
+                "mybinder_env": "k3s",
+                "mybinder_repo_dir": str(ROOT),  # the inventory lives outside the checkout here
+                "cluster_access_method": "kubeconfig",
+                "cluster_access_kubeconfig": str(tmp_path / "kubeconfig"),
+                "mybinder_hosts": {"binder": ["k3s.example.org"], "hub": ["hub.k3s.example.org"]},
+                "mybinder_config_values_file": str(config),
+                "mybinder_secret_values_file": str(secret),
+            }
+        )
+    )
+    out = tmpdir("render-k3s-")
+    proc = run(
+        [
+            str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+            str(ROOT / "playbooks" / "render.yml"),
+            "-i",
+            str(inventory),
+            "-e",
+            f"render_dir={out}",
+            "-e",
+            f"mybinder_chart_mirror={mirror_url()}",
+        ],
+        env=ansible_env(),
+        cwd=ROOT,
+    )
+    assert "k3s.yaml" in proc.stdout
+    docs = yaml.safe_load_all((out / "k3s.yaml").read_text())
+    ingresses = {d["metadata"]["name"]: d for d in docs if d and d["kind"] == "Ingress"}
+    assert [r["host"] for r in ingresses["binderhub"]["spec"]["rules"]] == ["k3s.example.org"]
+    assert [r["host"] for r in ingresses["redirector"]["spec"]["rules"]] == ["old.k3s.example.org"]
+    assert "k3s-grafana" not in ingresses  # no hosts, no ingress
