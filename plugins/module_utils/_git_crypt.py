@@ -784,7 +784,10 @@ def fix_modes(toplevel: Path, paths: Sequence[str], mode: int, check_mode: bool)
             continue
         if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != mode:
             if not check_mode:
-                os.chmod(toplevel / p, mode)
+                try:
+                    os.chmod(toplevel / p, mode)
+                except OSError as exc:
+                    raise GitCryptError(f"cannot set mode {mode:04o} on {p}: {exc.strerror}") from None
             fixed.append(p)
     return fixed
 
@@ -815,6 +818,7 @@ class Request:
     private_file_patterns: Sequence[str] = DEFAULT_PRIVATE_PATTERNS
     private_file_mode: int = 0o600
     check_mode: bool = False
+    key_file: str | None = None  # only to warn when it sits unprotected inside the work tree
 
 
 def _not_git_crypt(repo: Repo, key_name: str | None) -> GitCryptError:
@@ -885,6 +889,25 @@ def _base_result(repo: Repo, key_name: str | None, state_before: str) -> dict[st
     }
 
 
+def _key_file_warnings(repo: Repo, key_file: str | None) -> list[str]:
+    """A key file inside the work tree that git neither tracks nor ignores is one `git add -A` from a leak."""
+    if not key_file:
+        return []
+    path = Path(os.path.abspath(key_file))
+    try:
+        rel = path.resolve().relative_to(repo.toplevel.resolve()).as_posix()
+    except ValueError:
+        return []
+    tracked = repo.cli.git("ls-files", "--error-unmatch", "--", rel, check=False).returncode == 0
+    ignored = repo.cli.git("check-ignore", "-q", "--", rel, check=False).returncode == 0
+    if tracked or ignored:
+        return []
+    return [
+        f"key_file {rel} is inside the repository's work tree and not ignored by git: one `git add -A` would "
+        "commit the key. Keep it outside the repository (or list it in .gitignore)."
+    ]
+
+
 def _ensure_unlocked(repo: Repo, req: Request) -> dict[str, object]:
     key = req.key
     if key is None:
@@ -914,6 +937,10 @@ def _ensure_unlocked(repo: Repo, req: Request) -> dict[str, object]:
     result = _base_result(repo, key_name, state_before)
     paths = sorted(f.path for f in files)
     private = private_files(paths, req.private_file_patterns)
+
+    warnings = _key_file_warnings(repo, req.key_file)
+    if warnings:
+        result["warnings"] = warnings
 
     if installed is not None and installed != key:
         raise GitCryptError(

@@ -71,7 +71,8 @@ options:
   key_file:
     description:
       - Path to an exported key file (as written by C(git-crypt export-key)). A relative path is relative to O(path).
-      - The file is only read; give it mode 0600 and keep it outside the repository.
+      - The file is only read; give it mode 0600 and keep it outside the repository. The module warns when the
+        file is inside the work tree and git neither tracks nor ignores it (one C(git add -A) from a leak).
     type: path
   key_name:
     description:
@@ -224,6 +225,7 @@ def build_request(module: AnsibleModule) -> tuple[GitCryptCli, Request]:
     if p["key_name"] is not None:
         validate_key_name(p["key_name"])
     key = None
+    key_file = None
     if p["state"] == "unlocked":
         key_file = p["key_file"]
         if key_file is not None and not key_file.startswith("/"):
@@ -238,6 +240,7 @@ def build_request(module: AnsibleModule) -> tuple[GitCryptCli, Request]:
         private_file_patterns=p["private_file_patterns"],
         private_file_mode=parse_mode(p["private_file_mode"]),
         check_mode=module.check_mode,
+        key_file=key_file if p["state"] == "unlocked" else None,
     )
     return GitCryptCli(p["path"], git_crypt=git_crypt, git=git), request
 

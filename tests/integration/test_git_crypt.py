@@ -338,12 +338,16 @@ def test_base64_with_line_breaks_and_spaces(origin, clone):
     assert run_module({"path": str(clone), "key": unpadded})["changed"] is False
 
 
-def test_key_file_relative_to_the_repository(origin, clone, tmp_path):
+def test_key_file_relative_to_the_repository_warns_unless_ignored(origin, clone, tmp_path):
     keydir = clone / "keys-outside-git"
     keydir.mkdir()
     (keydir / "k").write_bytes(origin.key())
     res = run_module({"path": str(clone), "key_file": "keys-outside-git/k"})
     assert res["_rc"] == 0 and res["changed"], res
+    # untracked and not ignored inside the work tree: one `git add -A` away from being committed
+    assert "keys-outside-git/k is inside the repository's work tree" in json.dumps(res["warnings"])
+    (clone / ".git/info/exclude").write_text("keys-outside-git/\n")
+    assert "warnings" not in run_module({"path": str(clone), "key_file": "keys-outside-git/k"})
 
 
 def test_named_keys(tmp_path):

@@ -102,6 +102,7 @@ def test_demo_key_unlocks_a_fresh_clone_through_the_module(demo_clone):
     res = run_module({"path": str(demo_clone), "key_file": DEMO_KEY})
     assert res["_rc"] == 0, res
     assert res["changed"] and res["state_before"] == "locked" and res["decrypted"] == SECRET_FILES
+    assert "warnings" not in res, "the demo key is tracked: no warning about a key inside the work tree"
     assert res["permissions_fixed"] == PRIVATE
     for rel in PRIVATE:
         assert (demo_clone / rel).stat().st_mode & 0o777 == 0o600
