@@ -129,8 +129,9 @@ Commands timed:
 | module re-run / raw re-unlock | {ratio_again:.3f} | <= 0.3 | {"yes" if ratio_again <= 0.3 else "NO"} |
 
 Ratio of the fastest runs (least disturbed by other load): module unlock / raw unlock {ratio_unlock_min:.2f}.
-The module does everything raw git-crypt does plus Python start-up, the state inspection and the key
-check on one blob (a fraction of a second); differences beyond that are load on the shared machine.
+The module runs the same `git-crypt unlock -` plus Python start-up, the state inspection and the key
+check on one blob (a fraction of a second together); the spread between runs on this shared machine
+(min/max above) is larger than that difference.
 
 For information, through `ansible-playbook -i localhost, play.yml` (one task, pipelined; includes
 Ansible's own start-up of about two seconds): unlock {pb_first:.2f} s, idempotent re-run {pb_again:.2f} s.
