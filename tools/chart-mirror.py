@@ -26,6 +26,8 @@ server is reused.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import http.server
 import json
@@ -39,6 +41,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -194,18 +197,40 @@ def read_pid() -> int | None:
     return pid
 
 
-def running_url() -> str | None:
+def answers(url: str, timeout: float = 3) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/index.yaml", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def running_url(patience: float = 0) -> str | None:
+    """The URL of our running server, or None. With patience, a server that is alive but slow to
+    answer (a loaded machine) gets that many seconds before it counts as not running."""
     pid = read_pid()
     if pid is None or not URL_FILE.exists():
         return None
     url = URL_FILE.read_text().strip()
-    try:
-        with urllib.request.urlopen(f"{url}/index.yaml", timeout=3) as resp:
-            if resp.status == 200:
-                return url
-    except (urllib.error.URLError, OSError):
-        return None
-    return None
+    deadline = time.monotonic() + patience
+    while True:
+        if answers(url):
+            return url
+        if time.monotonic() >= deadline or read_pid() is None:
+            return None
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def state_lock() -> Iterator[None]:
+    """One start/stop at a time per state directory (parallel forks or tests may call start)."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    with (STATE / "lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
@@ -243,12 +268,19 @@ def serve(directory: Path, port: int) -> None:
 
 
 def start() -> str:
-    STATE.mkdir(parents=True, exist_ok=True)
+    with state_lock():
+        return _start()
+
+
+def _start() -> str:
     served = package_all()
-    url = running_url()
+    url = running_url(patience=10)
     if url:
         say(f"running at {url}, serving {len(served)} stand-in charts")
         return url
+    if read_pid() is not None:  # alive but not answering: replace it rather than leave it behind
+        say(f"the server (pid {read_pid()}) does not answer: restarting it")
+        _stop()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with LOG_FILE.open("ab") as log:
@@ -273,6 +305,11 @@ def start() -> str:
 
 
 def stop() -> None:
+    with state_lock():
+        _stop()
+
+
+def _stop() -> None:
     pid = read_pid()
     if pid is None:
         say("not running")
@@ -289,7 +326,7 @@ def stop() -> None:
 
 
 def status() -> int:
-    url = running_url()
+    url = running_url(patience=5)
     if not url:
         print("chart mirror: not running (tools/chart-mirror.py start)")
         return 3
@@ -377,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return status()
         elif args.command == "url":
-            url = running_url()
+            url = running_url(patience=5)
             if not url:
                 say("not running (tools/chart-mirror.py start)")
                 return 3

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import urllib.request
@@ -153,3 +155,39 @@ def test_status_url_and_stop(mirror):
     assert mirror("url", check=False).returncode == 3
     with pytest.raises(OSError):
         fetch(f"{url}/index.yaml")
+
+
+def serving_processes(state: Path) -> list[int]:
+    """Pids of the mirror servers of one state directory."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"_serve" in cmdline and str(state / "charts").encode() in cmdline:
+                out.append(int(proc.name))
+    return out
+
+
+def test_concurrent_starts_share_one_server(mirror):
+    procs = [subprocess.Popen([TOOL, "start"], env=mirror.env, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    urls = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert len(urls) == 1 and all(p.returncode == 0 for p in procs)
+    assert serving_processes(mirror.state) == [mirror.pid()]
+
+
+def test_a_server_that_stopped_answering_is_replaced_not_left_behind(mirror):
+    mirror("start")
+    old = mirror.pid()
+    os.kill(old, signal.SIGSTOP)  # alive, but answers nothing
+    try:
+        res = mirror("start")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old, signal.SIGCONT)
+    assert "does not answer: restarting it" in res.stderr
+    assert mirror.pid() != old
+    assert serving_processes(mirror.state) == [mirror.pid()]
+    assert yaml.safe_load(fetch(f"{res.stdout.strip()}/index.yaml"))["entries"]
