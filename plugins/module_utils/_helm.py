@@ -7,14 +7,21 @@ Why not only kubernetes.core.helm: it decides "changed" from the chart version a
 without a version bump is reported "ok" and never deployed; it treats a release stuck in
 pending-install/pending-upgrade as absent and runs into "another operation is in progress"; it
 cannot show per-object manifest changes in check/diff mode without helm-diff; and it copies the
-kubeconfig to a temporary file outside the repository. This module keeps the comparison exact by
-rendering the release the way `helm upgrade` would (`helm upgrade --install --dry-run=server -o
-json`) and comparing the rendered manifest, hooks, values and chart metadata with the deployed
-release (`helm status -o json`).
+kubeconfig to a temporary file outside the repository.
+
+How a change is found: the chart is rendered as the upgrade would render it (`helm template
+--dry-run=server --validate --is-upgrade`: live lookups, the cluster's capabilities) and every
+object (hooks included) is compared with the deployed release (`helm get manifest/hooks`); the
+chart name, version and appVersion with `helm history`; the values through a digest of the values
+files recorded in the revision description (and, when it differs, the merged values with `helm get
+values`). `helm upgrade --dry-run` would give the same answer but costs seconds more: it builds
+and schema-checks every object against the API server, which a no-op deploy does not need (the
+API server's own dry run checks the objects when an upgrade is due, see server_validate).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -33,6 +40,10 @@ except ImportError as exc:  # pragma: no cover - PyYAML ships with ansible-core
 
 
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
+# The annotation that makes an object a hook (helm.sh/hook-weight etc. come with it).
+_HOOK = re.compile(r"""^\s+["']?helm\.sh/hook["']?\s*:""", re.MULTILINE)
+# libyaml's parser when PyYAML has it: manifests are parsed on every run.
+_Loader = (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader) if HAS_YAML else None
 REDACTED = "<redacted>"
 
 
@@ -121,14 +132,16 @@ class Helm:
         return json.loads(res.stdout or "[]")
 
     def release(
-        self, release: str, revision: int | None = None, history: list[dict[str, Any]] | None = None
+        self,
+        release: str,
+        revision: int | None = None,
+        history: list[dict[str, Any]] | None = None,
+        values: bool = False,
     ) -> dict[str, Any] | None:
-        """A revision of the release (the latest by default, whatever its status) shaped like the
-        release object `helm upgrade -o json` prints: name, namespace, version, info.status,
-        chart.metadata, config (user-supplied values), manifest, hooks. None when there is none.
-
-        `helm status -o json` leaves out the chart, the values and the hooks, so this reads them
-        with `helm get` (run in parallel: four short helm runs cost about as much as one)."""
+        """A revision of the release (the latest by default, whatever its status): name, namespace,
+        version, info.status, description, chart_ref and app_version (as `helm history` prints them),
+        manifest, hooks, and with `values` the user-supplied values (config). None when there is none.
+        The `helm get` calls run in parallel: they cost about as much as one."""
         hist = history if history is not None else self.history(release)
         if not hist:
             return None
@@ -136,28 +149,30 @@ class Helm:
         if entry is None:
             return None
         rev = ["--revision", str(entry["revision"])]
-        calls = {
-            "manifest": ["get", "manifest", release, *rev],
-            "hooks": ["get", "hooks", release, *rev],
-            "values": ["get", "values", release, "-o", "json", *rev],
-        }
+        calls = {"manifest": ["get", "manifest", release, *rev], "hooks": ["get", "hooks", release, *rev]}
+        if values:
+            calls["values"] = ["get", "values", release, "-o", "json", *rev]
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
             futures = {k: pool.submit(self.run, args) for k, args in calls.items()}
             out = {k: f.result().stdout for k, f in futures.items()}
-        config = json.loads(out["values"] or "null") or {}
-        return {
+        result = {
             "name": release,
             "namespace": self.namespace,
             "version": int(entry["revision"]),
-            "info": {"status": entry.get("status", "")},
+            "info": {"status": entry.get("status", ""), "description": entry.get("description", "")},
             "chart_ref": entry.get("chart", ""),
             "app_version": entry.get("app_version", ""),
-            "config": config,
             "manifest": out["manifest"],
             "hooks": [{"manifest": out["hooks"]}] if out["hooks"].strip() else [],
         }
+        if values:
+            result["config"] = json.loads(out["values"] or "null") or {}
+        return result
 
-    # ---- writing
+    def values(self, release: str, revision: int) -> dict[str, Any]:
+        res = self.run(["get", "values", release, "-o", "json", "--revision", str(revision)])
+        return json.loads(res.stdout or "null") or {}
+
     def upgrade_args(self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions) -> list[str]:
         args = ["upgrade", release, chart, "--install"]
         for vf in values_files:
@@ -179,18 +194,12 @@ class Helm:
         args.append("--reset-values")
         return args
 
-    def render(self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions) -> dict[str, Any]:
-        """What `helm upgrade --install` would deploy, as a release object (no change made)."""
-        args = [*self.upgrade_args(release, chart, values_files, opts), "--dry-run=server", "-o", "json"]
-        res = self.run(args)
-        return json.loads(res.stdout)
-
-    def template(
-        self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions, is_upgrade: bool
-    ) -> dict[str, Any]:
-        """Render without reading release records (works while a release is pending), shaped like a
-        release object: manifest, hooks (split by their helm.sh/hook annotation) and chart metadata."""
-        args = ["template", release, chart, "--dry-run=server", "--include-crds"]
+    def template(self, release: str, chart: str, values_files: list[str], is_upgrade: bool) -> dict[str, Any]:
+        """Render the chart as `helm upgrade` would (lookups against the cluster, the cluster's
+        Kubernetes version and API versions), shaped like a release object: manifest, hooks (split
+        by their helm.sh/hook annotation) and chart metadata (from Chart.yaml). Reads no release
+        record, so it also works while a release is pending."""
+        args = ["template", release, chart, "--dry-run=server", "--validate"]
         for vf in values_files:
             args += ["--values", vf]
         if is_upgrade:
@@ -198,20 +207,10 @@ class Helm:
         res = self.run(args)
         plain, hooks = [], []
         for doc in re.split(r"^---\s*$", res.stdout, flags=re.MULTILINE):
-            try:
-                obj = yaml.safe_load(doc)
-            except yaml.YAMLError:
-                obj = None
-            if not isinstance(obj, dict):
-                continue
-            annotations = (obj.get("metadata") or {}).get("annotations") or {}
-            (hooks if "helm.sh/hook" in annotations else plain).append(doc)
-        meta: dict[str, Any] = {}
-        try:
-            with open(f"{chart}/Chart.yaml", encoding="utf-8") as fh:
-                meta = yaml.safe_load(fh) or {}
-        except OSError:
-            pass
+            if doc.strip():
+                (hooks if _HOOK.search(doc) else plain).append(doc)
+        with open(f"{chart}/Chart.yaml", encoding="utf-8") as fh:
+            meta = yaml.safe_load(fh) or {}
         return {
             "name": release,
             "namespace": self.namespace,
@@ -260,6 +259,63 @@ def clean_error(stderr: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# values
+
+DIGEST_MARK = "mybinder.deploy values sha256:"
+
+
+if HAS_YAML:
+
+    class _ValuesLoader(yaml.SafeLoader):
+        """YAML as helm reads values files: dates stay strings (PyYAML would make them dates)."""
+
+    _ValuesLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def merge_values(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """helm's rule for several --values files (pkg/cli/values mergeMaps): maps merge key by key,
+    anything else in the later file replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_values(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def user_values(values_files: list[str]) -> dict[str, Any]:
+    """The user-supplied values helm records for a release installed with these files."""
+    merged: dict[str, Any] = {}
+    for path in values_files:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.load(fh, Loader=_ValuesLoader) or {}  # a SafeLoader subclass
+        merged = merge_values(merged, data)
+    # Same types as `helm get values -o json` gives back (e.g. integer map keys become strings).
+    return json.loads(json.dumps(merged, default=str))
+
+
+def values_digest(values_files: list[str]) -> str:
+    """A digest of the values files (order included): equal digests mean equal values."""
+    h = hashlib.sha256()
+    for path in values_files:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        h.update(f"{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()[:40]
+
+
+def recorded_digest(description: str) -> str | None:
+    if DIGEST_MARK in (description or ""):
+        return description.split(DIGEST_MARK, 1)[1].split()[0]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 # manifests
 
 
@@ -268,7 +324,7 @@ def split_manifest(text: str, default_namespace: str) -> dict[str, dict[str, Any
     `Kind namespace/name` (cluster-scoped objects are keyed with the release namespace too, which
     is harmless for comparing two renders of the same release)."""
     objects: dict[str, dict[str, Any]] = {}
-    for doc in yaml.safe_load_all(text or ""):
+    for doc in yaml.load_all(text or "", Loader=_Loader):
         if not isinstance(doc, dict) or not doc:
             continue
         items = doc["items"] if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list) else [doc]
@@ -382,14 +438,15 @@ class Comparison:
         }
 
 
-def compare(current: dict[str, Any] | None, rendered: dict[str, Any], want_diff: bool) -> Comparison:
+def compare(
+    current: dict[str, Any] | None, rendered: dict[str, Any], values_changed: list[str], want_diff: bool
+) -> Comparison:
     """Compare the deployed release with a render of the new one, object by object."""
     before = release_objects(current)
     after = release_objects(rendered)
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
     modified = sorted(k for k in set(before) & set(after) if before[k] != after[k])
-    values_changed = value_paths((current or {}).get("config") or {}, rendered.get("config") or {}) if current else []
     chart_changed = bool(current) and chart_id(current) != chart_id(rendered)
     diffs: list[dict[str, str]] = []
     if want_diff:
@@ -414,8 +471,8 @@ def compare(current: dict[str, Any] | None, rendered: dict[str, Any], want_diff:
                 a_lines.append(f"value {p}: (new)")
             diffs.append(
                 {
-                    "before_header": f"release {rendered.get('name')} metadata ({label_b})",
-                    "after_header": f"release {rendered.get('name')} metadata (to deploy)",
+                    "before_header": f"release {rendered.get('name')} values and chart ({label_b})",
+                    "after_header": f"release {rendered.get('name')} values and chart (to deploy)",
                     "before": "\n".join(b_lines) + "\n",
                     "after": "\n".join(a_lines) + "\n",
                 }

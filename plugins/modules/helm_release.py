@@ -10,19 +10,24 @@ module: helm_release
 short_description: Install or upgrade a Helm release only when what it deploys changed, recovering stuck releases
 version_added: 0.1.0
 description:
-  - Renders the release the way C(helm upgrade --install) would (C(helm upgrade --install --dry-run=server -o json))
-    and compares the rendered manifest, hooks, values and chart metadata, object by object, with the release
-    currently deployed (C(helm status -o json)). Only when something differs does it run
-    C(helm upgrade --install --reset-values) (with C(--create-namespace) and C(--cleanup-on-fail) by default).
+  - Renders the release the way C(helm upgrade) would (C(helm template --dry-run=server --validate --is-upgrade):
+    live lookups, the cluster's Kubernetes and API versions) and compares the rendered objects (hooks included),
+    one by one, with the deployed release (C(helm get manifest), C(helm get hooks)), the chart name, version and
+    appVersion with C(helm history), and the values through a digest of the values files recorded in the
+    revision's description (when it differs, the merged values are compared with C(helm get values)). Only when
+    something differs does it run C(helm upgrade --install --reset-values) (with C(--create-namespace) and
+    C(--cleanup-on-fail) by default).
   - So a template edit without a chart version bump is deployed (C(kubernetes.core.helm) compares only the chart
     version and the values unless the helm-diff plugin is installed), and a run with nothing to change reports
     RV(ignore:changed=false).
+  - Before upgrading (and in check mode) the API server dry-runs every rendered object (O(validate)): invalid
+    values fail here, with nothing changed, instead of half way through the upgrade.
   - Never passes C(--wait) to helm; wait for the rollout afterwards with M(mybinder.deploy.rollout_status). An
     interrupted helm wait is what leaves releases stranded.
   - A release left in C(pending-install), C(pending-upgrade) or C(pending-rollback) by an interrupted run (the
     cause of "another operation (install/upgrade/rollback) is in progress") is recovered first when
     O(recover_pending=true) - rolled back to its last deployed revision, or uninstalled when it never was
-    deployed - and the recovery is reported in RV(recovered).
+    deployed - and the recovery is reported in RV(recovered) and as a warning.
   - In diff mode every added, removed or modified object is shown as its own before/after pair. The data of
     Secrets is never shown, only which keys changed; changed values are named by their path, never shown.
 author:
@@ -245,6 +250,7 @@ command:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
+    DIGEST_MARK,
     HAS_YAML,
     PENDING_STATES,
     YAML_IMPORT_ERROR,
@@ -254,22 +260,14 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     chart_id,
     compare,
     last_good_revision,
+    recorded_digest,
     server_validate,
+    user_values,
     valid_duration,
+    value_paths,
+    values_digest,
     workloads,
 )
-
-
-def summarize(rel: dict | None) -> dict:
-    if not rel:
-        return {"name": "", "namespace": "", "revision": 0, "status": "", "chart": ""}
-    return {
-        "name": rel.get("name", ""),
-        "namespace": rel.get("namespace", ""),
-        "revision": int(rel.get("version") or 0),
-        "status": (rel.get("info") or {}).get("status", ""),
-        "chart": chart_id(rel)["chart"],
-    }
 
 
 def run(module: AnsibleModule) -> dict:
@@ -285,84 +283,51 @@ def run(module: AnsibleModule) -> dict:
         context=p["context"],
         namespace=ns,
     )
+    chart, values = p["chart_ref"], p["values_files"]
+    digest = values_digest(values)
     opts = UpgradeOptions(
         create_namespace=p["create_namespace"],
         cleanup_on_fail=p["cleanup_on_fail"],
         history_max=p["history_max"],
         timeout=p["timeout"],
         take_ownership=p["take_ownership"],
+        description=f"{DIGEST_MARK}{digest}",
     )
-    chart, values = p["chart_ref"], p["values_files"]
 
     history = helm.history(name)
-    current = helm.release(name, history=history)
-    recovered = None
-    changed = False
-    if current and current["info"]["status"] in PENDING_STATES:
-        state, stuck = current["info"]["status"], int(current["version"])
-        if not p["recover_pending"]:
-            raise HelmError(
-                f"release {name} in namespace {ns} is stuck in {state} (revision {stuck}), left by an interrupted "
-                "helm run; set recover_pending=true to roll it back to its last deployed revision (or uninstall it "
-                "when it never was deployed), or run `helm rollback` yourself"
-            )
-        target = last_good_revision(history, exclude=stuck)
-        recovered = {
-            "from_status": state,
-            "from_revision": stuck,
-            "action": "rollback" if target else "uninstall",
-            "to_revision": target or 0,
-        }
-        changed = True
-        if module.check_mode:
-            # helm refuses even a dry-run upgrade of a pending release: compare with what recovery restores.
-            current = helm.release(name, revision=target, history=history) if target else None
-        else:
-            if target:
-                helm.rollback(name, target, timeout=p["timeout"])
-            else:
-                helm.uninstall(name, timeout=p["timeout"])
-            history = helm.history(name)
-            current = helm.release(name, history=history)
+    recovered = recover(module, helm, name, ns, history)
+    if recovered and not module.check_mode:
+        history = helm.history(name)
+    # What serves now (in check mode: what the recovery would leave serving).
+    if recovered and recovered["action"] == "uninstall":
+        current = None
+    elif recovered and module.check_mode:
+        current = helm.release(name, revision=recovered["to_revision"], history=history)
+    else:
+        current = helm.release(name, history=history)
+    serving_status = "deployed" if recovered and current else (current or {}).get("info", {}).get("status", "")
 
-    if recovered:
-        what = (
-            f"rolled back to revision {recovered['to_revision']}"
-            if recovered["action"] == "rollback"
-            else "uninstalled (it never was deployed)"
-        )
-        module.warn(
-            f"release {name} was stuck in {recovered['from_status']} (revision {recovered['from_revision']}), "
-            "left by an interrupted run: " + (f"it would be {what} first" if module.check_mode else f"it was {what}")
-        )
     try:
-        if module.check_mode and recovered:
-            # helm refuses even a dry-run upgrade while the pending record exists: render the chart
-            # without looking at release records, as an upgrade.
-            rendered = helm.template(name, chart, values, opts, is_upgrade=current is not None)
-            rendered["config"] = (current or {}).get("config")
-        else:
-            rendered = helm.render(name, chart, values, opts)
+        rendered = helm.template(name, chart, values, is_upgrade=current is not None)
     except HelmError as exc:
-        # Nothing was deployed: say so, and which revision still serves.
-        serving = int(current["version"]) if current and current["info"]["status"] == "deployed" else 0
         exc.msg = f"rendering release {name} (chart {chart}) failed, nothing was deployed: {exc.msg}"
-        exc.extra = {"changed": changed, "upgraded": False, "previous_revision": serving, "recovered": recovered}
+        exc.extra = {
+            "changed": bool(recovered),
+            "upgraded": False,
+            "previous_revision": serving_revision(current, serving_status, history),
+            "recovered": recovered,
+        }
         raise
 
-    cmp = compare(current, rendered, want_diff=module._diff)
-    cur_status = (current or {}).get("info", {}).get("status", "")
-    if module.check_mode and recovered and current is not None:
-        cur_status = "deployed"  # what the recovery (a rollback) would leave
-    # A release whose last upgrade failed is redeployed even if the render equals it: its status must
-    # become "deployed" again.
-    upgrade = current is None or cur_status != "deployed" or cmp.changed
-    if current is None:
-        previous = 0
-    elif cur_status == "deployed":
-        previous = int(current["version"])
-    else:
-        previous = last_good_revision(history) or 0
+    values_changed: list[str] = []
+    if current is not None and recorded_digest(current["info"].get("description", "")) != digest:
+        # The files changed (or this revision was not made by this module): compare the values.
+        values_changed = value_paths(helm.values(name, current["version"]), user_values(values))
+    cmp = compare(current, rendered, values_changed, want_diff=module._diff)
+    # A release whose last upgrade failed is redeployed even when the render equals it: its status
+    # must become "deployed" again.
+    upgrade = current is None or serving_status != "deployed" or cmp.changed
+    previous = serving_revision(current, serving_status, history)
 
     if upgrade and p["validate"]:
         kubectl = [p["kubectl_binary"] or module.get_bin_path("kubectl", required=True)]
@@ -376,63 +341,123 @@ def run(module: AnsibleModule) -> dict:
                 f"the API server rejects what release {name} would deploy, so nothing was deployed"
                 + (f" (revision {previous} still serves)" if previous else "")
                 + f": {problem}",
-                extra={"changed": changed, "upgraded": False, "previous_revision": previous, "recovered": recovered},
+                extra={
+                    "changed": bool(recovered),
+                    "upgraded": False,
+                    "previous_revision": previous,
+                    "recovered": recovered,
+                },
             )
 
     result: dict = {
-        "changed": changed or upgrade,
+        "changed": bool(recovered) or upgrade,
         "upgraded": upgrade,
         "recovered": recovered,
         "previous_revision": previous,
         "changes": cmp.summary(),
         "workloads": workloads(rendered),
+        "release": summarize(current, name, ns),
     }
     if module._diff:
         result["diff"] = cmp.diffs
-    if upgrade:
-        result["command"] = " ".join(helm.base() + helm.upgrade_args(name, chart, values, opts))
-        if not module.check_mode:
-            try:
-                helm.upgrade(name, chart, values, opts)
-            except HelmError as exc:
-                # The caller rolls back to previous_revision if the failed upgrade left a revision.
-                after_hist = helm.history(name, max_revisions=1)
-                after = (
-                    {
-                        "name": name,
-                        "namespace": ns,
-                        "version": after_hist[-1]["revision"],
-                        "info": {"status": after_hist[-1].get("status")},
-                        "chart_ref": after_hist[-1].get("chart", ""),
-                    }
-                    if after_hist
-                    else None
-                )
-                exc.msg = f"helm upgrade of release {name} in namespace {ns} failed: {exc.msg}"
-                exc.extra = {
-                    "changed": after is not None
-                    and (current is None or after.get("version") != current.get("version")),
-                    "upgraded": True,
-                    "previous_revision": previous,
-                    "release": summarize(after),
-                    "recovered": recovered,
-                    "changes": cmp.summary(),
-                    "workloads": result["workloads"],
-                }
-                raise
-            last = helm.history(name, max_revisions=1)
-            if last:
-                rendered = dict(rendered, version=last[-1]["revision"], info={"status": last[-1].get("status", "")})
-    result["release"] = summarize(rendered if upgrade else current)
-    if module.check_mode and upgrade:
+    if not upgrade:
+        return result
+    result["command"] = " ".join(helm.base() + helm.upgrade_args(name, chart, values, opts))
+    if module.check_mode:
         # The revision the upgrade would create (after the rollback a recovery would add).
-        latest = int(history[-1]["revision"]) if history else 0
-        if recovered and recovered["action"] == "uninstall":
-            latest = 0
-        elif recovered:
-            latest += 1
-        result["release"].update(status="deployed", revision=latest + 1, name=name, namespace=ns)
+        latest = 0 if recovered and recovered["action"] == "uninstall" else (history[-1]["revision"] if history else 0)
+        latest += 1 if recovered and recovered["action"] == "rollback" else 0
+        result["release"] = dict(
+            result["release"], revision=latest + 1, status="deployed", chart=chart_id(rendered)["chart"]
+        )
+        return result
+    try:
+        helm.upgrade(name, chart, values, opts)
+    except HelmError as exc:
+        # The caller rolls back to previous_revision when the failed upgrade left a revision.
+        after = helm.history(name, max_revisions=1)
+        exc.msg = f"helm upgrade of release {name} in namespace {ns} failed: {exc.msg}"
+        exc.extra = {
+            "changed": bool(after) and (current is None or after[-1]["revision"] != current["version"]),
+            "upgraded": True,
+            "previous_revision": previous,
+            "release": summarize_entry(after[-1] if after else None, name, ns),
+            "recovered": recovered,
+            "changes": cmp.summary(),
+            "workloads": result["workloads"],
+        }
+        raise
+    after = helm.history(name, max_revisions=1)
+    result["release"] = summarize_entry(after[-1] if after else None, name, ns)
     return result
+
+
+def recover(module: AnsibleModule, helm: Helm, name: str, ns: str, history: list[dict]) -> dict | None:
+    """Get a release out of pending-install/-upgrade/-rollback left by an interrupted run (the
+    cause of "another operation (install/upgrade/rollback) is in progress"): roll it back to its
+    last deployed revision, or uninstall it when it never was deployed."""
+    latest = history[-1] if history else None
+    if not latest or latest.get("status") not in PENDING_STATES:
+        return None
+    state, stuck = latest["status"], int(latest["revision"])
+    if not module.params["recover_pending"]:
+        raise HelmError(
+            f"release {name} in namespace {ns} is stuck in {state} (revision {stuck}), left by an interrupted "
+            "helm run; set recover_pending=true to roll it back to its last deployed revision (or uninstall it "
+            "when it never was deployed), or run `helm rollback` yourself"
+        )
+    target = last_good_revision(history, exclude=stuck)
+    recovered = {
+        "from_status": state,
+        "from_revision": stuck,
+        "action": "rollback" if target else "uninstall",
+        "to_revision": target or 0,
+    }
+    what = f"rolled back to revision {target}" if target else "uninstalled (it never was deployed)"
+    module.warn(
+        f"release {name} was stuck in {state} (revision {stuck}), left by an interrupted run: "
+        + (f"it would be {what} first" if module.check_mode else f"it was {what}")
+    )
+    if not module.check_mode:
+        if target:
+            helm.rollback(name, target, timeout=module.params["timeout"])
+        else:
+            helm.uninstall(name, timeout=module.params["timeout"])
+    return recovered
+
+
+def serving_revision(current: dict | None, status: str, history: list[dict]) -> int:
+    """The revision serving now: the one to roll back to when this run fails (0: none)."""
+    if current is None:
+        return 0
+    if status == "deployed":
+        return int(current["version"])
+    return last_good_revision(history) or 0
+
+
+def summarize(rel: dict | None, name: str, ns: str) -> dict:
+    if not rel:
+        return {"name": name, "namespace": ns, "revision": 0, "status": "", "chart": ""}
+    return {
+        "name": name,
+        "namespace": ns,
+        "revision": int(rel.get("version") or 0),
+        "status": (rel.get("info") or {}).get("status", ""),
+        "chart": chart_id(rel)["chart"],
+    }
+
+
+def summarize_entry(entry: dict | None, name: str, ns: str) -> dict:
+    """summarize() for a `helm history` entry."""
+    if not entry:
+        return summarize(None, name, ns)
+    return {
+        "name": name,
+        "namespace": ns,
+        "revision": int(entry["revision"]),
+        "status": entry.get("status", ""),
+        "chart": entry.get("chart", ""),
+    }
 
 
 def main() -> None:

@@ -125,10 +125,10 @@ def run(module: AnsibleModule) -> dict:
         namespace=ns,
     )
     history = helm.history(name)
-    current = helm.release(name, history=history)
+    current = helm.release(name, history=history, values=True)
     if current is None:
         raise HelmError(f"release {name} does not exist in namespace {ns}: there is nothing to roll back")
-    wanted = helm.release(name, revision=target, history=history)
+    wanted = helm.release(name, revision=target, history=history, values=True)
     if wanted is None:
         raise HelmError(
             f"release {name} in namespace {ns} has no revision {target} (see `helm history {name} -n {ns}`)"
@@ -155,10 +155,10 @@ def run(module: AnsibleModule) -> dict:
             "workloads": workloads(wanted),
         }
     helm.rollback(name, target, timeout=p["timeout"])
-    after = helm.release(name) or {}
+    after = (helm.history(name, max_revisions=1) or [{}])[-1]
     return {
         "changed": True,
-        "revision": int(after.get("version") or 0),
+        "revision": int(after.get("revision") or 0),
         "rolled_back_to": target,
         "command": " ".join(cmd),
         "workloads": workloads(wanted),

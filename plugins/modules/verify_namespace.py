@@ -55,6 +55,13 @@ options:
       - Whether each host of O(hosts) must be in a C(tls) section of its Ingress, with an existing certificate secret.
     type: bool
     default: true
+  require_certificates:
+    description:
+      - With O(require_tls=true), whether the certificate secret each C(tls) entry names must exist and hold a
+        certificate. V(false) checks the Ingress TLS configuration only (for a stand-in TLS provider that never
+        issues certificates).
+    type: bool
+    default: true
   pod_selector:
     description: Label selector of the pods that must be Ready.
     type: str
@@ -294,7 +301,7 @@ def check(kube: Kube, p: dict[str, Any]) -> dict[str, Any]:
                     problems.append(f"Ingress {ns}/{iname} lists {host} under tls without a secretName")
                 else:
                     secrets_needed.setdefault(secret, []).append(host)
-        for secret, for_hosts in sorted(secrets_needed.items()):
+        for secret, for_hosts in sorted(secrets_needed.items()) if p["require_certificates"] else []:
             obj = kube.get_or_none(f"/api/v1/namespaces/{ns}/secrets/{secret}")
             if obj is None:
                 problems.append(
@@ -335,6 +342,7 @@ def main() -> None:
             "namespace": {"type": "str", "required": True},
             "hosts": {"type": "list", "elements": "str", "default": []},
             "require_tls": {"type": "bool", "default": True},
+            "require_certificates": {"type": "bool", "default": True},
             "pod_selector": {"type": "str", "default": "component notin (singleuser-server,binderhub-build)"},
             "check_services": {"type": "bool", "default": True},
             "node_pools": {
