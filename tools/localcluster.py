@@ -429,6 +429,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop(state)
     bdir = ensure_binaries()
     if STATE_DIR.exists():
+        stop_chart_mirror()
         shutil.rmtree(STATE_DIR)
     STATE_DIR.mkdir(parents=True)
     (STATE_DIR / ".gitignore").write_text("*\n")
@@ -641,8 +642,20 @@ def stop(state: dict[str, Any], remove: bool = True) -> list[str]:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(procs[name]["pid"], os.WNOHANG)
     if remove and STATE_DIR.exists():
+        stop_chart_mirror()
         shutil.rmtree(STATE_DIR)
     return stopped
+
+
+def stop_chart_mirror() -> None:
+    """The chart mirror (tools/chart-mirror.py) keeps its state under the cluster directory;
+    removing that directory without stopping it would strand its server."""
+    if (STATE_DIR / "chart-mirror" / "server.pid").exists():
+        subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "chart-mirror.py"), "stop"],
+            env={**os.environ, "MYBINDER_CLUSTER_DIR": str(STATE_DIR)},
+            check=False,
+        )
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -650,6 +663,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if not state:
         say("no local cluster state: nothing to stop")
         if STATE_DIR.exists():
+            stop_chart_mirror()
             shutil.rmtree(STATE_DIR)
         return 0
     stopped = stop(state)

@@ -311,6 +311,16 @@ def test_second_cluster_takes_free_ports_and_down_stops_only_its_own(cluster: Cl
         first = json.loads((Path(cluster.kubeconfig).parent / "state.json").read_text())
         assert state["ports"]["apiserver"] != first["ports"]["apiserver"]
         pids = [p["pid"] for p in state["processes"].values()]
+        # the chart mirror keeps its state in the cluster directory: `down` must stop it too
+        mirror = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "chart-mirror.py"), "start"],
+            env={**os.environ, "MYBINDER_CLUSTER_DIR": str(other)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert mirror.returncode == 0, mirror.stderr
+        pids.append(int((other / "chart-mirror" / "server.pid").read_text()))
         assert all(Path(f"/proc/{pid}").exists() for pid in pids)
     finally:
         down = localcluster_cmd(other, "down")
