@@ -16,8 +16,8 @@ export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status demo test test-fast lint sanity \
-        unit integration molecule bench lock clean
+.PHONY: help venv tools unlock cluster-up cluster-down cluster-status demo test test-fast lint \
+        sanity unit integration molecule bench lock clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -54,6 +54,12 @@ cluster-status:
 demo: venv tools cluster-up
 	ansible-playbook deploy.yml -i inventories/local
 
+# Unlock secret/ with the PUBLIC demo key through the git_crypt module (a no-op when unlocked):
+# the tests read the placeholder secrets. Real keys never go through make.
+unlock: venv tools
+	ansible-playbook playbooks/check-secrets.yml -e secrets_unlock=true \
+	  -e secrets_key_file=secret/DEMO-ONLY-PUBLIC-git-crypt.key
+
 lint: venv
 	yamllint -s .
 	ruff check .
@@ -66,15 +72,15 @@ sanity: venv
 unit: venv
 	pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv tools
+integration: venv tools unlock
 	pytest tests/integration $(PYTEST_ARGS)
 
-molecule: venv tools cluster-up
+molecule: venv tools unlock cluster-up
 	tools/molecule-all.sh
 
 test-fast: lint unit
 
-test: lint sanity
+test: lint sanity unlock
 	pytest tests $(PYTEST_ARGS)
 	tools/molecule-all.sh
 
