@@ -68,7 +68,7 @@ class ActionModule(ActionBase):
         try:
             worker.start()
             while worker.is_alive():
-                worker.join(0.5)
+                worker.join(0.2)
                 offset = show_new_lines(path, offset, host)
             show_new_lines(path, offset, host)
         finally:

@@ -28,10 +28,10 @@ description:
   - "Safety: refuses to cordon the last schedulable node of a pool (pools by O(pool_labels)), and refuses
     when every running pod of a critical workload (O(critical_pod_selectors): hub, ingress controller)
     would be left on cordoned nodes; O(force=true) turns both refusals into warnings."
-  - Ansible modules cannot print while they run. Progress lines (what was evicted, what is left, when the
-    user pods are expected to end) are appended to O(progress_file) as they happen, for C(tail -f) or for a
-    playbook that runs this module with C(async) and prints the file while it polls
-    (see C(playbooks/drain.yml)).
+  - Progress is shown while the module runs. It writes progress lines (what was cordoned and evicted, what
+    is left, when the user pods are expected to end) as they happen; when the task runs on the controller
+    (C(ansible_connection=local), as this collection's cluster hosts do) the module's action plugin prints
+    them in the play output. Elsewhere, or with C(async), set O(progress_file) and C(tail -f) it.
   - RV(changed) is true whenever anything was changed, also when the task fails half way; the failure
     message then says what was done and what is left.
 author:
@@ -184,7 +184,9 @@ options:
   progress_file:
     description:
       - Append one line per step and per progress change to this file while the module runs (created if
-        missing). Use C(tail -f) on it, or let C(playbooks/drain.yml) print it.
+        missing), for C(tail -f).
+      - Not needed for progress in the play output on a local connection; the action plugin then uses a
+        temporary file of its own unless this is set.
     type: path
 notes:
   - A drained node is only removed by the cluster autoscaler once user pods have ended (or were evicted), and
@@ -339,11 +341,12 @@ elapsed:
 import datetime
 import getpass
 import heapq
+import queue
 import random
 import socket
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -484,39 +487,49 @@ class Evictor:
     def run(self, plans: list[d.PodPlan]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         retry_heap: list[tuple[float, int, d.PodPlan, int, str | None]] = []
-        seq = 0
-        last_report = time.monotonic()
+        finished: queue.SimpleQueue[tuple[d.PodPlan, int, str | None, tuple[str, str | None, str]]] = (
+            queue.SimpleQueue()
+        )
+        seq, in_flight, last_report = 0, 0, time.monotonic()
+
+        def attempt(plan: d.PodPlan, attempts: int, pdb: str | None) -> None:
+            finished.put((plan, attempts, pdb, self.attempt(plan)))
+
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="evict") as pool:
-            futures = {pool.submit(self.attempt, p): (p, 1, None) for p in plans}
-            while futures or retry_heap:
+            for plan in plans:
+                pool.submit(attempt, plan, 1, None)
+            in_flight = len(plans)
+            while in_flight or retry_heap:
                 now = time.monotonic()
                 while retry_heap and retry_heap[0][0] <= now:
                     _, _, plan, attempts, pdb = heapq.heappop(retry_heap)
-                    futures[pool.submit(self.attempt, plan)] = (plan, attempts + 1, pdb)
-                if not futures:
-                    time.sleep(max(0.0, min(retry_heap[0][0] - now, 1.0)))
+                    pool.submit(attempt, plan, attempts + 1, pdb)
+                    in_flight += 1
+                wait_for = max(0.01, retry_heap[0][0] - now) if retry_heap else None
+                if not in_flight:
+                    time.sleep(min(wait_for or 1.0, 1.0))
                     continue
-                timeout = max(0.0, retry_heap[0][0] - now) if retry_heap else None
-                done, _ = wait(list(futures), timeout=timeout, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    plan, attempts, pdb = futures.pop(fut)
-                    kind, new_pdb, message = fut.result()
-                    pdb = new_pdb or pdb
-                    if kind == "ok":
-                        outcomes.append(Outcome(plan, "evicted", attempts, pdb if attempts > 1 else None))
-                    elif kind == "gone":
-                        outcomes.append(Outcome(plan, "gone", attempts, None, message))
-                    elif kind == "retry":
-                        delay = min(0.5 * 2 ** (attempts - 1), 5.0) + random.uniform(0, 0.25)
-                        if self.dry_run or time.monotonic() + delay >= self.deadline:
-                            outcomes.append(Outcome(plan, "blocked", attempts, pdb, message))
-                        else:
-                            seq += 1
-                            heapq.heappush(retry_heap, (time.monotonic() + delay, seq, plan, attempts, pdb))
-                    elif kind == "multi-pdb":
-                        outcomes.append(Outcome(plan, "blocked", attempts, None, message))
+                try:
+                    plan, attempts, pdb, (kind, new_pdb, message) = finished.get(timeout=wait_for)
+                except queue.Empty:
+                    continue
+                in_flight -= 1
+                pdb = new_pdb or pdb
+                if kind == "ok":
+                    outcomes.append(Outcome(plan, "evicted", attempts, pdb if attempts > 1 else None))
+                elif kind == "gone":
+                    outcomes.append(Outcome(plan, "gone", attempts, None, message))
+                elif kind == "retry":
+                    delay = min(0.5 * 2 ** (attempts - 1), 5.0) + random.uniform(0, 0.25)
+                    if self.dry_run or time.monotonic() + delay >= self.deadline:
+                        outcomes.append(Outcome(plan, "blocked", attempts, pdb, message))
                     else:
-                        outcomes.append(Outcome(plan, "error", attempts, None, message))
+                        seq += 1
+                        heapq.heappush(retry_heap, (time.monotonic() + delay, seq, plan, attempts, pdb))
+                elif kind == "multi-pdb":
+                    outcomes.append(Outcome(plan, "blocked", attempts, None, message))
+                else:
+                    outcomes.append(Outcome(plan, "error", attempts, None, message))
                 if retry_heap and time.monotonic() - last_report > 5:
                     last_report = time.monotonic()
                     waiting = sorted({f"{p.ref} ({b or 'PDB'})" for _, _, p, _, b in retry_heap})
@@ -861,21 +874,21 @@ class NodeDrain:
         others = sorted(plans[u].ref if u in plans else f"new pod {u}" for u in left if u not in user_uids)
         parts = []
         if others:
-            parts.append(f"{len(others)} other pod(s): " + ", ".join(others[:5]) + (" ..." if len(others) > 5 else ""))
+            parts.append(f"{len(others)} other pod(s): " + ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
         if users:
             ends = [d.user_pod_info(run.pods[pl.uid], pl, self.max_pod_age, self.now)["expected_end"] for pl in users]
             parts.append(f"{len(users)} user pod(s), the last expected to end {max(ends)}")
         return "; ".join(parts) or "nothing"
 
     def wait_gone(self, runs: list[NodeRun], deadline: float, mode: str, what: str = "the evicted pods") -> None:
-        """Poll (metadata only, 0.2 s growing to 5 s) until the pods are gone or the deadline; a
-        progress line whenever the counts change, and every 30 s."""
+        """Poll (metadata only, every 0.2 s growing to 1 s, after a minute to 5 s) until the pods are
+        gone or the deadline; a progress line whenever the counts change, and every 30 s."""
         pending = {r.name: r for r in runs if r.wait_for or mode == "empty"}
         for run in runs:
             run.left = set()
             if run.name not in pending:
                 run.done_at = time.monotonic()
-        interval, said_at, said_counts = 0.2, 0.0, {}
+        interval, said_at, said_counts, started = 0.2, 0.0, {}, time.monotonic()
         while pending:
             lefts = self.parallel(lambda r: self.still_there(r, mode), list(pending.values()))
             now = time.monotonic()
@@ -896,7 +909,8 @@ class NodeDrain:
             if not pending or now >= deadline:
                 return
             time.sleep(max(0.0, min(interval, deadline - now)))
-            interval = min(interval * 1.3, 5.0)
+            # metadata-only listings are cheap: stay quick during the first minute, then slow down
+            interval = min(interval * 1.3, 1.0 if now - started < 60 else 5.0)
 
     def leftovers(self) -> dict[str, set[str]]:
         out = {}
@@ -1054,7 +1068,7 @@ class NodeDrain:
         return self.classify(pods), node
 
     def node_result(self, run: NodeRun) -> tuple[dict[str, Any], list[d.PodPlan], dict[str, Any]]:
-        if (self.p["state"] == "drained" and run.outcomes) or run.forced:
+        if self.p["state"] == "drained":  # what is left after the drain (predicted in check mode)
             remaining, node = self.final_state(run)
         else:
             remaining, node = run.plans, run.node
