@@ -23,8 +23,8 @@ description:
     resolves by itself) is reported with the PDBs' names. Pods already terminating are not evicted again but
     waited for. Waiting compares UIDs, so a replacement pod with the same name does not count as the old one.
   - BinderHub's image cleaner uncordons nodes; the taint keeps new pods away meanwhile, and the next run
-    re-asserts the cordon and says so (RV(nodes.NODE.reasserted)). O(state=uncordoned) removes only what this
-    module added and refuses nodes it did not cordon unless O(force=true).
+    re-asserts the cordon and says so (C(reasserted) of RV(nodes)). O(state=uncordoned) removes only what
+    this module added and refuses nodes it did not cordon unless O(force=true).
   - "Safety: refuses to cordon the last schedulable node of a pool (pools by O(pool_labels)), and refuses
     when every running pod of a critical workload (O(critical_pod_selectors): hub, ingress controller)
     would be left on cordoned nodes; O(force=true) turns both refusals into warnings."
@@ -32,7 +32,7 @@ description:
     is left, when the user pods are expected to end) as they happen; when the task runs on the controller
     (C(ansible_connection=local), as this collection's cluster hosts do) the module's action plugin prints
     them in the play output. Elsewhere, or with C(async), set O(progress_file) and C(tail -f) it.
-  - RV(changed) is true whenever anything was changed, also when the task fails half way; the failure
+  - C(changed) is true whenever anything was changed, also when the task fails half way; the failure
     message then says what was done and what is left.
 author:
   - mybinder.deploy developers
@@ -46,8 +46,8 @@ attributes:
     support: full
     details:
       - Asks the API server instead of guessing. Node patches and evictions are sent as server-side dry
-        runs, so a PodDisruptionBudget that forbids an eviction now is reported in RV(nodes.NODE.blocked), and
-        an eviction that would have to wait until a PDB's budget recovers is marked with C(pdb_wait).
+        runs, so a PodDisruptionBudget that forbids an eviction now is reported in C(blocked) of RV(nodes),
+        and an eviction that would have to wait until a PDB's budget recovers is marked with C(pdb_wait).
       - Nothing is waited for in check mode.
   diff_mode:
     support: full
@@ -55,6 +55,7 @@ attributes:
   platform:
     platforms: posix
   idempotent:
+    description: Running the module again with the same options changes nothing more.
     support: full
     details:
       - A second run changes nothing when the first one finished. It evicts pods that arrived since, and
@@ -191,7 +192,7 @@ options:
 notes:
   - A drained node is only removed by the cluster autoscaler once user pods have ended (or were evicted), and
     a node annotated C(cluster-autoscaler.kubernetes.io/scale-down-disabled=true) never is; such a node-level
-    blocker is listed in RV(nodes.NODE.autoscaler_blockers).
+    blocker is listed in C(autoscaler_blockers) of RV(nodes).
   - Taint, annotation and the other cordon marks are written with a merge patch guarded by the node's
     resourceVersion, and re-read and re-computed on a conflict, so a concurrent change by another controller
     is never overwritten.
@@ -302,7 +303,7 @@ nodes:
     estimated_empty_at:
       description:
         - When the node should hold only DaemonSet and mirror pods; the run's end if it already does; null when
-          something other than user pods is left (see RV(nodes.NODE.autoscaler_blockers)).
+          something other than user pods is left (see C(autoscaler_blockers) of RV(nodes)).
       type: str
       sample: "2024-05-01T14:00:00Z"
     empty:
@@ -312,7 +313,7 @@ nodes:
     autoscaler_blockers:
       description:
         - What still keeps the cluster autoscaler from removing the node, user pods aside (those are in
-          RV(nodes.NODE.user_pods)); each entry has the pod (or C(node)) and the reasons.
+          C(user_pods) of RV(nodes)); each entry has the pod (or C(node)) and the reasons.
       type: list
       elements: dict
       sample: [{namespace: kube-system, name: metrics-agent-1, reasons: [no controller (bare pod)]}]
@@ -502,7 +503,7 @@ class Evictor:
             while in_flight or retry_heap:
                 now = time.monotonic()
                 while retry_heap and retry_heap[0][0] <= now:
-                    _, _, plan, attempts, pdb = heapq.heappop(retry_heap)
+                    _due, _seq, plan, attempts, pdb = heapq.heappop(retry_heap)
                     pool.submit(attempt, plan, attempts + 1, pdb)
                     in_flight += 1
                 wait_for = max(0.01, retry_heap[0][0] - now) if retry_heap else None
@@ -532,7 +533,7 @@ class Evictor:
                     outcomes.append(Outcome(plan, "error", attempts, None, message))
                 if retry_heap and time.monotonic() - last_report > 5:
                     last_report = time.monotonic()
-                    waiting = sorted({f"{p.ref} ({b or 'PDB'})" for _, _, p, _, b in retry_heap})
+                    waiting = sorted({f"{entry[2].ref} ({entry[4] or 'PDB'})" for entry in retry_heap})
                     self.progress(
                         f"{len(waiting)} eviction(s) refused by a PodDisruptionBudget, retrying: "
                         + ", ".join(waiting[:5])
@@ -622,7 +623,7 @@ class NodeDrain:
         """Read the node, compute a patch, apply it guarded by the resourceVersion it was computed
         from; on a conflict read and compute again. In check mode the server answers a dry run with
         the node as the patch would leave it."""
-        for _ in range(8):
+        for _attempt in range(8):
             node = self.kube.request("GET", f"/api/v1/nodes/{name}")
             computed = compute(node)
             if computed[0] is None:
@@ -758,7 +759,7 @@ class NodeDrain:
 
     def cordon(self) -> None:
         def one(run: NodeRun) -> None:
-            node, (_, status) = self.patch_node(
+            node, (_patch, status) = self.patch_node(
                 run.name, lambda n: d.cordon_patch(n, by=self.cordoned_by, reason=self.p["reason"], now=self.now)
             )
             run.cordon, run.node = status, node
