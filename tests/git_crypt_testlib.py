@@ -27,8 +27,8 @@ HEADER = b"\x00GITCRYPT\x00"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.mybinder.deploy.plugins.module_utils import _git_crypt as gc_utils  # noqa: E402, F401
-from ansible_collections.mybinder.deploy.plugins.module_utils import _secrets as secrets_utils  # noqa: E402, F401
+from ansible_collections.mybinder.deploy.plugins.module_utils import _git_crypt as gc_utils  # noqa: E402, F401  # pylint: disable=unused-import  (re-exported to the tests)
+from ansible_collections.mybinder.deploy.plugins.module_utils import _secrets as secrets_utils  # noqa: E402, F401  # pylint: disable=unused-import
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "mybinder tests",
@@ -72,6 +72,7 @@ def sh(*args: str | Path, cwd: Path | None = None, input: bytes | None = None, c
         input=input,
         capture_output=True,
         env={**(env or os.environ), **GIT_ENV},
+        check=False,
     )
     if check and res.returncode != 0:
         raise AssertionError(f"{args} failed ({res.returncode}): {res.stderr.decode(errors='replace')}")
@@ -190,7 +191,7 @@ def module_command(args: dict, *, check: bool = False, diff: bool = False) -> tu
 
 def run_module(args: dict, *, check: bool = False, diff: bool = False, env: dict[str, str] | None = None) -> dict:
     argv, stdin = module_command(args, check=check, diff=diff)
-    res = subprocess.run(argv, input=stdin, capture_output=True, env=env or module_env())
+    res = subprocess.run(argv, input=stdin, capture_output=True, env=env or module_env(), check=False)
     try:
         out = json.loads(res.stdout)
     except json.JSONDecodeError as exc:
@@ -241,7 +242,12 @@ def run_playbook(
         **(env or {}),
     }
     return subprocess.run(
-        [exe, "-i", "localhost,", str(playbook), *args], capture_output=True, text=True, env=full_env, cwd=tmp
+        [exe, "-i", "localhost,", str(playbook), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=tmp,
+        check=False,
     )
 
 

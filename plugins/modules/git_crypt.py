@@ -29,7 +29,7 @@ description:
   - Repairs a half-finished unlock done with the same key (files still encrypted or missing) when the only
     modified files are the ones git-crypt left behind.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - git
   - git-crypt >= 0.7.0 (reads keys from standard input)

@@ -19,7 +19,7 @@ description:
   - M(kubernetes.core.helm_template) writes unredacted Secrets (to O(kubernetes.core.helm_template#module:output_dir)
     or into its result) and has no option for the Kubernetes version or the API versions to render for.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:

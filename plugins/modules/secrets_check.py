@@ -21,7 +21,7 @@ description:
     staged) unencrypted, the mistake C(git-crypt status) only warns about.
   - Every problem found is reported in one failure message.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - git (for O(committed_plaintext))
   - PyYAML (for O(compare_files))

@@ -92,7 +92,7 @@ def main() -> None:
     for name, secs in builds:
         print(f"| cold build of {name} (first build on this machine) | {secs / 60:.1f} min | - | - |")
     if builds:
-        total = sum(s for _, s in builds)
+        total = sum(seconds for _name, seconds in builds)
         print(
             f"| cold build, all components | {total / 60:.1f} min | fits the 90-min CI with the suite | "
             f"{'yes' if total < 3600 else 'no'} |"

@@ -40,7 +40,7 @@ ROUNDS = int(os.environ.get("BENCH_GIT_CRYPT_ROUNDS", "5"))
 
 def timed(argv: list[str], stdin: bytes, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
     t0 = time.monotonic()
-    res = subprocess.run(argv, input=stdin, capture_output=True, cwd=cwd, env=env)
+    res = subprocess.run(argv, input=stdin, capture_output=True, cwd=cwd, env=env, check=False)
     took = time.monotonic() - t0
     if res.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed: {res.stdout[-2000:]!r} {res.stderr[-2000:]!r}")
@@ -69,7 +69,9 @@ def main() -> None:
                     mod_unlock.append(timed(argv, stdin, env=module_env()))
             raw_again.append(timed([git_crypt, "unlock", "-"], key, cwd=raw_clone))
             mod_again.append(timed(argv, stdin, env=module_env()))
-            result = json.loads(subprocess.run(argv, input=stdin, capture_output=True, env=module_env()).stdout)
+            result = json.loads(
+                subprocess.run(argv, input=stdin, capture_output=True, env=module_env(), check=False).stdout
+            )
             assert result["changed"] is False and len(result["decrypted"]) == FILES, result
             print(f"[bench] round {i + 1}/{ROUNDS} done", file=sys.stderr, flush=True)
         # for information: the whole ansible-playbook run (one round)

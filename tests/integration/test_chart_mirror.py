@@ -172,7 +172,9 @@ def serving_processes(state: Path) -> list[int]:
 
 
 def test_concurrent_starts_share_one_server(mirror):
-    procs = [subprocess.Popen([TOOL, "start"], env=mirror.env, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen([TOOL, "start"], env=mirror.env, stdout=subprocess.PIPE, text=True) for _attempt in range(3)
+    ]
     urls = {p.communicate(timeout=120)[0].strip() for p in procs}
     assert len(urls) == 1 and all(p.returncode == 0 for p in procs)
     assert serving_processes(mirror.state) == [mirror.pid()]

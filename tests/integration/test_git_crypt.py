@@ -292,7 +292,7 @@ BAD_KEYS = [
 ]
 
 
-@pytest.mark.parametrize(("make", "expected"), [(m, e) for _, m, e in BAD_KEYS], ids=[i for i, _, _ in BAD_KEYS])
+@pytest.mark.parametrize(("make", "expected"), [(row[1], row[2]) for row in BAD_KEYS], ids=[row[0] for row in BAD_KEYS])
 def test_corrupted_or_non_key_file_is_a_clear_error(origin, clone, tmp_path, make, expected):
     blob = (clone / "secret/config/prod.yaml").read_bytes()
     bad = tmp_path / "bad.key"

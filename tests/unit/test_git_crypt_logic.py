@@ -326,7 +326,7 @@ def test_key_check_passes_the_key_through_a_pipe(recorder, tmp_path):
 
 
 def test_failures_carry_rc_stderr_and_command_but_no_secret_output(recorder, tmp_path, monkeypatch):
-    exe, _ = recorder
+    exe = recorder[0]
     monkeypatch.setenv("RECORDER_RC", "3")
     cli = g.GitCryptCli(str(tmp_path), git_crypt=exe)
     with pytest.raises(g.GitCryptCommandError) as err:
