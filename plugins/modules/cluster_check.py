@@ -108,20 +108,27 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
     KubeError,
     client_certificate,
     connect,
+    kubeconfig_path,
+    read_kubeconfig,
+    resolve,
 )
 
 
 def run(module: AnsibleModule) -> dict:
     p = module.params
+    # Judge the client certificate before connecting: an expired one gets a bare 401, and the
+    # client would write its embedded key to a temporary file first.
+    path = kubeconfig_path(p["kubeconfig"])
+    context, cluster, _, user = resolve(read_kubeconfig(path), path, p["context"])
     cert = client_certificate(p["kubeconfig"], p["context"])
-    kube = connect(p["kubeconfig"], p["context"], timeout=p["timeout"])
-    target = kube.target
     if cert and cert.get("expired"):
         raise KubeError(
-            f"the client certificate of user {target.user} ({cert['source']}) expired on {cert['not_after']}: "
-            f"the cluster {target.server} will refuse it. Get a new kubeconfig for context {target.context} "
+            f"the client certificate of user {user} ({cert['source']}) expired on {cert['not_after']}: "
+            f"the cluster {cluster.get('server', '')} will refuse it. Get a new kubeconfig for context {context} "
             "(for a kubeconfig kept in the secret repository: regenerate it on the cluster and commit the new one)"
         )
+    kube = connect(p["kubeconfig"], p["context"], timeout=p["timeout"])
+    target = kube.target
     if cert and cert.get("days_left") is not None and cert["days_left"] < p["min_certificate_days"]:
         module.warn(
             f"the client certificate of user {target.user} ({cert['source']}) expires in {cert['days_left']} days "

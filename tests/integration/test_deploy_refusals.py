@@ -1,0 +1,125 @@
+"""deploy.yml refuses what cannot work, with a message naming the problem, before it touches a
+cluster (issue 4, item 9): still-encrypted secrets, a missing config file, an unknown environment;
+and it names an unreachable API server and an expired client certificate."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+
+import pytest
+from deploy_testlib import deploy, history, overrides, small_chart
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+TOUCHED_CLUSTER = "TASK [mybinder.deploy.cluster_access"
+
+
+def test_still_encrypted_secrets_are_refused_before_touching_the_cluster(cluster, tmp_path):
+    ns = f"never-{os.getpid()}"
+    secret = tmp_path / "secret" / "config" / "local.yaml"
+    secret.parent.mkdir(parents=True)
+    secret.write_bytes(b"\x00GITCRYPT\x00" + os.urandom(64))  # what git-crypt leaves in a locked checkout
+    extra = overrides(
+        tmp_path,
+        ns,
+        small_chart(tmp_path / "chart"),
+        mybinder_secret_values_file=str(secret),
+        secrets_required_files=[str(secret)],
+    )
+    res = deploy(tmp_path, extra)
+    assert res.rc != 0
+    assert str(secret) in res.output and "encrypted" in res.output
+    assert TOUCHED_CLUSTER not in res.output
+    assert history(cluster, ns, ns) == []
+    assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0
+
+
+def test_missing_config_file_is_refused_naming_it(cluster, tmp_path):
+    ns = f"never-{os.getpid()}"
+    missing = tmp_path / "config" / "gone.yaml"
+    extra = overrides(tmp_path, ns, small_chart(tmp_path / "chart"))
+    extra["mybinder_config_values_file"] = str(missing)
+    res = deploy(tmp_path, extra)
+    assert res.rc != 0
+    assert f"values file {missing} does not exist" in res.output
+    assert TOUCHED_CLUSTER not in res.output
+    assert history(cluster, ns, ns) == []
+
+
+def test_unknown_environment_is_refused(cluster, tmp_path):
+    res = deploy(tmp_path, {"mybinder_env": "atlantis"})
+    assert res.rc != 0
+    assert 'unknown environment "atlantis"' in res.output
+    assert "config/atlantis.yaml" in res.output
+    assert "Known environments: local, ovh, prod, staging" in res.output
+    assert TOUCHED_CLUSTER not in res.output
+
+
+def kubeconfig_copy(cluster, path, **changes) -> str:
+    """The local cluster's kubeconfig with the cluster server and/or user replaced."""
+    cfg = json.loads(cluster.kubeconfig.read_text())
+    if "server" in changes:
+        cfg["clusters"][0]["cluster"]["server"] = changes["server"]
+    if "user" in changes:
+        cfg["users"][0]["user"] = changes["user"]
+    path.write_text(json.dumps(cfg))
+    path.chmod(0o600)
+    return str(path)
+
+
+def test_unreachable_api_server_is_named(cluster, tmp_path):
+    kc = kubeconfig_copy(cluster, tmp_path / "kubeconfig", server="https://127.0.0.1:1")
+    res = deploy(tmp_path, {"cluster_access_kubeconfig": kc}, "--tags", "cluster_access")
+    assert res.rc != 0
+    assert "cannot reach the Kubernetes API at https://127.0.0.1:1" in res.output
+    assert "connection refused" in res.output
+    assert "Is the cluster running" in res.output
+
+
+def test_expired_client_certificate_is_named(cluster, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    pki = cluster.kubeconfig.parent / "pki"
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "old-deployer"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=400))
+        .not_valid_after(now - datetime.timedelta(days=2))
+        .sign(ca_key, hashes.SHA256())
+    )
+    user = {
+        "client-certificate-data": base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(),
+        "client-key-data": base64.b64encode(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        ).decode(),
+    }
+    kc = kubeconfig_copy(cluster, tmp_path / "kubeconfig", user=user)
+    res = deploy(tmp_path, {"cluster_access_kubeconfig": kc}, "--tags", "cluster_access")
+    assert res.rc != 0
+    assert "client certificate of user admin" in res.output
+    assert f"expired on {cert.not_valid_after_utc.isoformat()}" in res.output
+    assert "Get a new kubeconfig" in res.output
+    # the embedded key was written (by the kubernetes client) only next to the kubeconfig, and removed
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")) == []

@@ -1,0 +1,399 @@
+"""Pure logic of the deploy modules: rollout judgement (kubectl's rules), release comparison and
+redaction, helm's values merge, values layer checks, the chart build copy, and the progress lines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
+from ansible_collections.mybinder.deploy.plugins.action.rollout_status import describe as describe_rollout
+from ansible_collections.mybinder.deploy.plugins.module_utils import _helm as h
+from ansible_collections.mybinder.deploy.plugins.module_utils import _rollout as r
+from ansible_collections.mybinder.deploy.plugins.modules import chart_build as cb
+from ansible_collections.mybinder.deploy.plugins.modules import values_layers as vl
+from ansible_collections.mybinder.deploy.plugins.modules.verify_namespace import host_matches
+
+# ------------------------------------------------------------------------------------------------
+# rollout judgement
+
+
+def deploy(gen=2, observed=2, replicas=2, updated=2, total=2, available=2, conditions=None):
+    return {
+        "metadata": {"generation": gen},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "updatedReplicas": updated,
+            "replicas": total,
+            "availableReplicas": available,
+            "conditions": conditions or [],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("obj", "done", "failed", "says"),
+    [
+        (deploy(gen=3, observed=2), False, False, "not observed"),
+        (deploy(updated=1, total=3, available=2), False, False, "1 of 2 new replicas updated"),
+        (deploy(total=3, available=2), False, False, "1 old replica still to be replaced"),
+        (deploy(available=1), False, False, "1 of 2 updated replicas available"),
+        (deploy(), True, False, "2 of 2 replicas available"),
+        (deploy(replicas=0, updated=0, total=0, available=0), True, False, "0 of 0"),
+        (
+            deploy(conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "too slow"}]),
+            False,
+            True,
+            "progress deadline",
+        ),
+    ],
+)
+def test_deployment_rollout(obj, done, failed, says):
+    st = r.deployment_state(obj)
+    assert (st.done, st.failed) == (done, failed)
+    assert says in st.message
+
+
+@pytest.mark.parametrize(
+    ("status", "strategy", "done", "says"),
+    [
+        (
+            {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 2},
+            "RollingUpdate",
+            False,
+            "2 of 3 pods updated",
+        ),
+        (
+            {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 1},
+            "RollingUpdate",
+            False,
+            "1 of 3 updated pods available",
+        ),
+        (
+            {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 3},
+            "RollingUpdate",
+            True,
+            "3 of 3",
+        ),
+        ({}, "OnDelete", True, "OnDelete"),
+    ],
+)
+def test_daemonset_rollout(status, strategy, done, says):
+    st = r.daemonset_state(
+        {"metadata": {"generation": 1}, "spec": {"updateStrategy": {"type": strategy}}, "status": status}
+    )
+    assert st.done is done and says in st.message
+
+
+def sts(ready=2, updated=2, cur="a", upd="a", partition=None):
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"partition": partition} if partition else None}
+    return {
+        "metadata": {"generation": 1},
+        "spec": {"replicas": 2, "updateStrategy": strategy},
+        "status": {
+            "observedGeneration": 1,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+            "currentRevision": cur,
+            "updateRevision": upd,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("obj", "done", "says"),
+    [
+        (sts(ready=1), False, "1 of 2 pods ready"),
+        (sts(upd="b", updated=1), False, "1 of 2 pods at the new revision"),
+        (sts(), True, "2 of 2 pods ready"),
+        (sts(upd="b", updated=1, partition=1), True, "partitioned rollout complete"),
+        (sts(upd="b", updated=0, partition=1), False, "0 of 1 new pods"),
+    ],
+)
+def test_statefulset_rollout(obj, done, says):
+    st = r.statefulset_state(obj)
+    assert st.done is done and says in st.message
+
+
+def test_selector_string():
+    sel = {
+        "matchLabels": {"b": "2", "a": "1"},
+        "matchExpressions": [
+            {"key": "c", "operator": "In", "values": ["x", "y"]},
+            {"key": "d", "operator": "NotIn", "values": ["z"]},
+            {"key": "e", "operator": "Exists"},
+            {"key": "f", "operator": "DoesNotExist"},
+        ],
+    }
+    assert r.selector_string(sel) == "a=1,b=2,c in (x,y),d notin (z),e,!f"
+
+
+def test_pod_problem_names_scheduling_and_container_states():
+    unscheduled = {
+        "metadata": {"name": "p"},
+        "status": {"conditions": [{"type": "PodScheduled", "status": "False", "message": "0/3 nodes are available"}]},
+    }
+    assert r.pod_problem(unscheduled) == "pod p: not scheduled: 0/3 nodes are available"
+    waiting = {
+        "metadata": {"name": "p"},
+        "status": {
+            "containerStatuses": [
+                {"name": "hub", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}
+            ]
+        },
+    }
+    assert r.pod_problem(waiting) == "pod p: container hub waiting: ImagePullBackOff no such image"
+
+
+def test_progress_line_says_how_long_and_what_is_left():
+    line = describe_rollout(
+        {
+            "ready": ["Deployment a/x"],
+            "pending": [
+                {"kind": "Deployment", "namespace": "a", "name": "hub", "message": "0 of 1 updated replicas available"}
+            ],
+        },
+        12.4,
+        600,
+    )
+    assert (
+        line
+        == "rollout: 12s of 600s, 1/2 workloads ready; waiting for Deployment a/hub (0 of 1 updated replicas available)"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# release comparison
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: '1'\n"
+SECRET = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  token: {}\n  other: same\n"
+DEPLOY = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n"
+HOOK = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-upgrade\n"
+
+
+def release(manifest, hooks="", chart="app-1.0.0", version=3):
+    return {
+        "name": "r",
+        "namespace": "ns",
+        "version": version,
+        "manifest": manifest,
+        "hooks": [{"manifest": hooks}] if hooks else [],
+        "chart_ref": chart,
+        "app_version": "",
+    }
+
+
+def rendered(manifest, hooks="", version="1.0.0"):
+    return {
+        "name": "r",
+        "namespace": "ns",
+        "manifest": manifest,
+        "hooks": [{"manifest": hooks}] if hooks else [],
+        "chart": {"metadata": {"name": "app", "version": version}},
+    }
+
+
+def test_equal_renders_are_no_change():
+    cur = release(f"---\n# Source: x\n{CM}---\n{DEPLOY}", HOOK)
+    new = rendered(f"{DEPLOY}\n---\n{CM}", HOOK)  # other order and comments: same objects
+    assert not h.compare(cur, new, [], want_diff=True).changed
+
+
+def test_template_change_without_version_bump_is_a_change():
+    cur = release(CM + "---\n" + DEPLOY)
+    new = rendered(CM.replace("a: '1'", "a: '2'") + "---\n" + DEPLOY)
+    cmp = h.compare(cur, new, [], want_diff=True)
+    assert cmp.changed and cmp.modified == ["ConfigMap ns/c"] and not cmp.chart_changed
+    assert cmp.diffs[0]["before_header"] == "ConfigMap ns/c (revision 3)"
+    assert "a: '2'" in cmp.diffs[0]["after"]
+
+
+def test_added_removed_hooks_and_chart_version():
+    cur = release(CM + "---\n" + DEPLOY, HOOK)
+    new = rendered(CM, "", version="1.1.0")
+    cmp = h.compare(cur, new, ["hub.image.tag"], want_diff=True)
+    assert cmp.removed == ["Deployment ns/web", "hook Job ns/migrate"]
+    assert cmp.chart_changed and cmp.values_changed == ["hub.image.tag"]
+    meta = cmp.diffs[-1]
+    assert "chart: app-1.0.0" in meta["before"] and "chart: app-1.1.0" in meta["after"]
+    assert "value hub.image.tag: (new)" in meta["after"]
+
+
+def test_secret_data_never_appears_in_a_diff():
+    cur = release(SECRET.format("old-secret-value"))
+    new = rendered(SECRET.format("new-secret-value"))
+    cmp = h.compare(cur, new, [], want_diff=True)
+    text = repr(cmp.diffs)
+    assert "old-secret-value" not in text and "new-secret-value" not in text and "same" not in text
+    assert "token: <redacted> (changed)" in cmp.diffs[0]["after"]
+    assert "other: <redacted>\n" in cmp.diffs[0]["after"]
+
+
+def test_workloads_come_from_the_manifest_not_the_hooks():
+    rel = rendered(DEPLOY + "---\n" + CM, HOOK)
+    assert h.workloads(rel) == [{"kind": "Deployment", "namespace": "ns", "name": "web"}]
+
+
+def test_values_merge_follows_helm():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    over = {"a": {"c": [3], "e": None}, "d": {"x": 1}}
+    assert h.merge_values(base, over) == {"a": {"b": 1, "c": [3], "e": None}, "d": {"x": 1}}
+
+
+def test_user_values_reads_dates_as_strings_like_helm(tmp_path):
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text("a:\n  since: 2024-01-01\n  keep: 1\n3: x\n")
+    two.write_text("a:\n  keep: 2\n")
+    assert h.user_values([str(one), str(two)]) == {"a": {"since": "2024-01-01", "keep": 2}, "3": "x"}
+
+
+def test_values_digest_covers_content_and_order(tmp_path):
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text("a: 1\n")
+    two.write_text("b: 1\n")
+    d = h.values_digest([str(one), str(two)])
+    assert d != h.values_digest([str(two), str(one)])
+    assert h.recorded_digest(f"{h.DIGEST_MARK}{d}") == d
+    assert h.recorded_digest("Rollback to 3") is None
+    one.write_text("a: 2\n")
+    assert d != h.values_digest([str(one), str(two)])
+
+
+def test_value_paths_name_paths_not_values():
+    assert h.value_paths({"a": {"b": "old", "c": 1}}, {"a": {"b": "new", "c": 1}, "d": 2}) == ["a.b", "d"]
+
+
+@pytest.mark.parametrize(
+    ("history", "exclude", "want"),
+    [
+        (
+            [
+                {"revision": 1, "status": "superseded"},
+                {"revision": 2, "status": "deployed"},
+                {"revision": 3, "status": "pending-upgrade"},
+            ],
+            3,
+            2,
+        ),
+        (
+            [
+                {"revision": 1, "status": "superseded"},
+                {"revision": 2, "status": "failed"},
+                {"revision": 3, "status": "pending-rollback"},
+            ],
+            3,
+            1,
+        ),
+        ([{"revision": 1, "status": "pending-install"}], 1, None),
+    ],
+)
+def test_last_good_revision(history, exclude, want):
+    assert h.last_good_revision(history, exclude=exclude) == want
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("5m", True), ("90s", True), ("1h30m", True), ("1.5s", True), ("5", False), ("", False), ("5 m", False)],
+)
+def test_durations(value, ok):
+    assert h.valid_duration(value) is ok
+
+
+def test_upgrade_command_never_waits_and_resets_values():
+    helm = h.Helm(binary="helm", kubeconfig="/k", context="c", namespace="ns")
+    args = helm.upgrade_args("r", "/chart", ["/a.yaml", "/b.yaml"], h.UpgradeOptions(timeout="5m", description="d"))
+    assert helm.base() + args == [
+        "helm", "--kubeconfig", "/k", "--kube-context", "c", "--namespace", "ns",
+        "upgrade", "r", "/chart", "--install", "--values", "/a.yaml", "--values", "/b.yaml",
+        "--create-namespace", "--cleanup-on-fail", "--history-max", "10", "--timeout", "5m",
+        "--description", "d", "--reset-values",
+    ]  # fmt: skip
+    assert "--wait" not in args and "--atomic" not in args
+
+
+# ------------------------------------------------------------------------------------------------
+# values layers
+
+
+def test_values_layers_refuse_missing_encrypted_invalid_and_shared_keys(tmp_path):
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("a:\n  b: 1\n")
+    with pytest.raises(vl.LayerError, match=f"values file {tmp_path}/gone.yaml does not exist"):
+        vl.run([{"path": str(tmp_path / "gone.yaml"), "secret": False, "required": True}])
+
+    enc = tmp_path / "enc.yaml"
+    enc.write_bytes(b"\x00GITCRYPT\x00secret-bytes")
+    with pytest.raises(vl.LayerError, match="still encrypted by git-crypt"):
+        vl.run([{"path": str(enc), "secret": True, "required": True}])
+    res = vl.run([{"path": str(enc), "secret": True, "required": True}], allow_encrypted=True)
+    assert res["encrypted"] == [str(enc)]
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("password: [unclosed-secret-value\n")
+    with pytest.raises(vl.LayerError) as err:
+        vl.run([{"path": str(bad), "secret": True, "required": True}])
+    assert "not valid YAML at line" in str(err.value) and "unclosed-secret-value" not in str(err.value)
+
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("a:\n  b: hidden\n  token: x\n")
+    with pytest.raises(vl.LayerError) as err:
+        vl.run(
+            [
+                {"path": str(secret), "secret": True, "required": True},
+                {"path": str(ok), "secret": False, "required": True},
+            ]
+        )
+    assert "a.b (secret" in str(err.value) and "hidden" not in str(err.value)
+
+
+def test_overlap_includes_parents_and_children():
+    assert vl.overlaps({("a", "b")}, {("a",)}) == [("a", "b")]
+    assert vl.overlaps({("a",)}, {("a", "b")}) == [("a",)]
+    assert vl.overlaps({("a", "b")}, {("a", "c")}) == []
+
+
+def test_generated_layer_is_written_private_and_only_when_changed(tmp_path):
+    path = tmp_path / "values" / "inventory-values.yaml"
+    layer = {"path": str(path), "secret": False, "required": True, "content": "x: 1\n"}
+    assert vl.run([layer])["written"] == [str(path)]
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    assert vl.run([layer])["written"] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# chart build copy, verify helpers
+
+
+def test_build_copy_mirrors_the_chart_but_keeps_built_dependencies(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "templates").mkdir(parents=True)
+    (src / "Chart.yaml").write_text("name: x\n")
+    (src / "templates" / "a.yaml").write_text("a\n")
+    (src / "charts").mkdir()
+    (src / "charts" / "stray.tgz").write_text("from the source tree\n")
+    (dest / "templates").mkdir(parents=True)
+    (dest / "templates" / "old.yaml").write_text("removed from the source\n")
+    (dest / "charts").mkdir()
+    (dest / "charts" / "dep-1.0.0.tgz").write_text("built\n")
+    cb.sync_tree(str(src), str(dest))
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
+        "Chart.yaml",
+        "charts/dep-1.0.0.tgz",
+        "templates/a.yaml",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "ok"),
+    [
+        ("mybinder.org", "mybinder.org", True),
+        ("*.mybinder.ovh", "binder.mybinder.ovh", True),
+        ("*.mybinder.ovh", "a.b.mybinder.ovh", False),
+        ("*.mybinder.ovh", "mybinder.ovh", False),
+    ],
+)
+def test_tls_host_matching(pattern, host, ok):
+    assert host_matches(pattern, host) is ok
