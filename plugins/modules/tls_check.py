@@ -21,7 +21,7 @@ description:
     pre-made wildcard certificate before it is put into the cluster); nothing is connected to then.
   - Read-only; it never changes anything.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - cryptography >= 42
 extends_documentation_fragment:
@@ -55,7 +55,7 @@ options:
   timeout:
     description: Seconds to wait for the connection and the handshake.
     type: float
-    default: 10
+    default: 10.0
   min_days:
     description:
       - Fail when fewer than this many whole days are left before the certificate expires.
@@ -324,7 +324,7 @@ def main() -> None:
             host=dict(type="str", required=True),
             port=dict(type="int", default=443),
             connect_address=dict(type="str"),
-            timeout=dict(type="float", default=10),
+            timeout=dict(type="float", default=10.0),
             min_days=dict(type="int", default=_tls.DEFAULT_MIN_DAYS),
             check_name=dict(type="bool", default=True),
             require_trusted=dict(type="bool", default=True),
