@@ -94,8 +94,14 @@ def test_kube_lego_to_cert_manager_without_a_certificate_gap(cluster, clean, nam
         cluster.kubectl("apply", "-f", "-", input_text=json.dumps(leftover))
     before = secret_state(cluster, namespace, "binder-tls")
 
-    # 2. the environment switches to cert-manager
+    # 2. the environment switches to cert-manager; check mode first predicts it and changes nothing
     cm_vars = tl.tls_vars(cluster)
+    predicted = tl.expect_ok(tl.run_role("tls", cm_vars, check=True))
+    assert any("Install cert-manager" in n for n in predicted.changed())
+    assert any("Pause kube-lego" in n for n in predicted.changed())
+    assert predicted.fact("tls_migration")["pending"] == ["binder-tls"]
+    assert cluster.get_json("deployment", "kube-lego", "-n", "kube-lego")["spec"]["replicas"] == 1
+    assert "cert-manager" not in tl.helm_releases(cluster)
     run = tl.expect_ok(tl.run_role("tls", cm_vars))
     releases = tl.helm_releases(cluster)
     assert releases["cert-manager"]["status"] == "deployed"
