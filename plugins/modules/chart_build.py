@@ -23,7 +23,7 @@ description:
   - kubernetes.core.helm's O(kubernetes.core.helm#module:dependency_update) runs C(helm dependency update) in the
     source tree on every run (network each time, rewrites the lock) and knows no mirror.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:

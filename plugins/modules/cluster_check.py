@@ -20,7 +20,7 @@ description:
     turns an expired certificate or an unreachable server into a generic client error.
   - Read-only.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
   - cryptography (to read client certificate dates)

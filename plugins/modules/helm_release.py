@@ -31,7 +31,7 @@ description:
   - In diff mode every added, removed or modified object is shown as its own before/after pair. The data of
     Secrets is never shown, only which keys changed; changed values are named by their path, never shown.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13 (C(--dry-run=server)), < 4
   - kubectl (for O(validate))

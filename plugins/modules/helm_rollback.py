@@ -15,7 +15,7 @@ description:
   - Used by the M(mybinder.deploy.helm_release) callers to go back to the revision that served before a failed
     upgrade or rollout. kubernetes.core has no module for C(helm rollback).
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:

@@ -35,7 +35,7 @@ description:
   - C(changed) is true whenever anything was changed, also when the task fails half way; the failure
     message then says what was done and what is left.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (the Python client)
 extends_documentation_fragment:

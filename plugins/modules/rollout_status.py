@@ -21,7 +21,7 @@ description:
     and its most recent events.
   - Read-only.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:

@@ -19,7 +19,7 @@ description:
   - Returns the paths in order, ready for helm's C(--values) (later wins).
   - Read-only, except that a generated layer given with O(layers[].content) is written first.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

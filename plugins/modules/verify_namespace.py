@@ -21,7 +21,7 @@ description:
     progress while waiting, which a chain of kubernetes.core.k8s_info tasks cannot do.
   - Read-only.
 author:
-  - mybinder.deploy developers
+  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:
