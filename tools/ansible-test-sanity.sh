@@ -10,7 +10,8 @@ dest="$work/ansible_collections/mybinder/deploy"
 mkdir -p "$dest"
 cd "$root"
 git ls-files -z --cached --others --exclude-standard \
-  | grep -zv -e '^\.collections/' -e '^secret/' -e '^mybinder/templates/' -e '^tests/stand-in-charts/[^/]*/templates/' \
+  | grep -zv -e '^\.collections/' -e '^secret/' -e '^mybinder/templates/' -e '^tests/' -e '^tools/' \
+    -e '^extensions/' -e '^playbooks/group_vars' \
   | tar -c --null -T - --ignore-failed-read -f - 2>/dev/null | tar -x -C "$dest" -f -
 cd "$dest"
 git init -q && git add -A >/dev/null 2>&1 || true

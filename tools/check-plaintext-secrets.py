@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fail when a file that .gitattributes marks for git-crypt is committed (or staged) unencrypted.
 
     tools/check-plaintext-secrets.py [--repo PATH]

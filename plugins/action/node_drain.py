@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of mybinder.deploy.node_drain: shows the module's progress while it runs.
 
 A module cannot print, and a drain that waits for user sessions to end can run for hours. The

@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of mybinder.deploy.rollout_status: runs the module in rounds and prints, between
 rounds, how long it has waited, how many workloads are done and what the others wait for."""
 

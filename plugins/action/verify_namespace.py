@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of mybinder.deploy.verify_namespace: runs the module in rounds and prints the open
 problems between rounds, so a slow certificate or endpoint is visible while it is waited for."""
 

@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """git-crypt support shared by the git_crypt and secrets_check modules (collection-private).
 
 Standard library only, so that tools/check-plaintext-secrets.py, the tests and the benchmark can

@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kubernetes API access for the collection's read-only deploy modules (cluster_check,
 rollout_status, verify_namespace): a JSON client from a kubeconfig, and failures turned into
 messages that say what is wrong and what to do (unreachable API server, rejected or expired

@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A Kubernetes API client built from the connection options kubernetes.core uses (collection-private).
 
 Modules of this collection take the same connection options as kubernetes.core's modules, with

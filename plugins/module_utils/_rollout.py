@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rollout status of Deployments, StatefulSets and DaemonSets, judged the way
 `kubectl rollout status` judges them (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go), plus
 the pods and events that explain a rollout that does not finish.

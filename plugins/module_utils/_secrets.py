@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Secret hygiene checks behind the secrets_check module (collection-private).
 
 - still encrypted: a secret file the environment needs still starts with the git-crypt header;

@@ -1,5 +1,5 @@
 # Copyright (c) mybinder.deploy developers
-# BSD 3-Clause License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a waiting module in rounds and print a progress line after each round.
 
 A module cannot print while it runs, and `until`/`retries` loops only say "FAILED - RETRYING".
