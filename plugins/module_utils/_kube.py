@@ -123,7 +123,7 @@ def client_certificate(kubeconfig: str | None, context: str | None) -> dict[str,
     An expired client certificate makes the API server answer a bare 401."""
     path = kubeconfig_path(kubeconfig)
     data = read_kubeconfig(path)
-    _, _, user, user_name = resolve(data, path, context)
+    _ctx_name, _cluster, user, user_name = resolve(data, path, context)
     pem: bytes | None = None
     source = ""
     if user.get("client-certificate-data"):
@@ -235,7 +235,7 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float = 15.0) 
     """A client for the kubeconfig/context, failing fast (no urllib3 retries) when unreachable."""
     path = kubeconfig_path(kubeconfig)
     data = read_kubeconfig(path)
-    ctx_name, cluster, _, user_name = resolve(data, path, context)
+    ctx_name, cluster, _user, user_name = resolve(data, path, context)
     target = Target(kubeconfig=path, context=ctx_name, server=str(cluster.get("server", "")), user=user_name)
     cfg = Configuration()
     base = os.path.dirname(os.path.abspath(path))

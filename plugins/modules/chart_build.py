@@ -102,10 +102,10 @@ import os
 import shutil
 import subprocess
 import tarfile
-import urllib.request
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import open_url
 
 try:
     import yaml
@@ -266,7 +266,7 @@ def mirror_digests(mirror: str, deps: list[dict[str, Any]]) -> dict[str, str]:
     (a stand-in being edited) is fetched again."""
     url = f"{mirror}/index.yaml"
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with open_url(url, timeout=10) as resp:
             index = yaml.safe_load(resp.read()) or {}
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise BuildError(

@@ -119,7 +119,7 @@ def run(module: AnsibleModule) -> dict:
     # Judge the client certificate before connecting: an expired one gets a bare 401, and the
     # client would write its embedded key to a temporary file first.
     path = kubeconfig_path(p["kubeconfig"])
-    context, cluster, _, user = resolve(read_kubeconfig(path), path, p["context"])
+    context, cluster, _user, user = resolve(read_kubeconfig(path), path, p["context"])
     cert = client_certificate(p["kubeconfig"], p["context"])
     if cert and cert.get("expired"):
         raise KubeError(

@@ -10,8 +10,8 @@ module: helm_release
 short_description: Install or upgrade a Helm release only when what it deploys changed, recovering stuck releases
 version_added: 0.1.0
 description:
-  - Renders the release the way C(helm upgrade) would (C(helm template --dry-run=server --validate --is-upgrade):
-    live lookups, the cluster's Kubernetes and API versions) and compares the rendered objects (hooks included),
+  - Renders the release the way C(helm upgrade) would (C(helm template --dry-run=server --validate --is-upgrade),
+    with live lookups, the cluster's Kubernetes and API versions) and compares the rendered objects (hooks included),
     one by one, with the deployed release (C(helm get manifest), C(helm get hooks)), the chart name, version and
     appVersion with C(helm history), and the values through a digest of the values files recorded in the
     revision's description (when it differs, the merged values are compared with C(helm get values)). Only when
@@ -20,7 +20,7 @@ description:
   - So a template edit without a chart version bump is deployed (C(kubernetes.core.helm) compares only the chart
     version and the values unless the helm-diff plugin is installed), and a run with nothing to change reports
     RV(ignore:changed=false).
-  - Before upgrading (and in check mode) the API server dry-runs every rendered object (O(validate)): invalid
+  - Before upgrading (and in check mode) the API server dry-runs every rendered object (O(validate)) - invalid
     values fail here, with nothing changed, instead of half way through the upgrade.
   - Never passes C(--wait) to helm; wait for the rollout afterwards with M(mybinder.deploy.rollout_status). An
     interrupted helm wait is what leaves releases stranded.

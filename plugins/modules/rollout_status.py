@@ -17,7 +17,8 @@ description:
     workloads are done and what each remaining one is waiting for. (The action plugin of the same name does the
     rounds; each round runs the module.)
   - When the deadline passes, or a Deployment exceeds its progress deadline, it fails naming every workload
-    that did not finish, with its pods that are not ready (why: unschedulable, container waiting reason, ...)
+    that did not finish, with its pods that are not ready (why they are not, such as unschedulable, container
+    waiting reason, ...)
     and its most recent events.
   - Read-only.
 author:
@@ -28,6 +29,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
     details: The action plugin runs the module in rounds and prints progress between them.
   check_mode:
