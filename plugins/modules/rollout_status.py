@@ -29,7 +29,9 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    description: >-
+      Indicates this has a corresponding action plugin so some parts of the options can be executed on
+      the controller.
     support: full
     details: The action plugin runs the module in rounds and prints progress between them.
   check_mode:
