@@ -12,6 +12,8 @@ import os
 import pytest
 from deploy_testlib import deploy, history, overrides, small_chart
 
+from conftest import ROOT
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 TOUCHED_CLUSTER = "TASK [mybinder.deploy.cluster_access"
@@ -123,3 +125,13 @@ def test_expired_client_certificate_is_named(cluster, tmp_path):
     assert "Get a new kubeconfig" in res.output
     # the embedded key was written (by the kubernetes client) only next to the kubeconfig, and removed
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")) == []
+
+
+def test_chart_mirror_that_does_not_answer_is_named_with_the_command_to_start_it(cluster, tmp_path):
+    ns = f"never-{os.getpid()}"
+    extra = overrides(tmp_path, ns, ROOT / "mybinder", mybinder_chart_mirror="http://127.0.0.1:1")
+    res = deploy(tmp_path, extra, "--tags", "mybinder")
+    assert res.rc != 0
+    assert "the chart mirror http://127.0.0.1:1 does not answer" in res.output
+    assert "tools/chart-mirror.py start" in res.output
+    assert history(cluster, ns, ns) == []
