@@ -481,37 +481,41 @@ def compare(
 
 
 def server_validate(kubectl: list[str], namespace: str, release: dict[str, Any]) -> str | None:
-    """Send every rendered object (hooks too) to the API server as a server-side apply dry run.
+    """Send every rendered object to the API server as a dry run.
 
-    `helm upgrade --dry-run=server` only renders: a value of the wrong type (replicas: "two"), an
-    invalid quantity or a missing required field passes it, and the real upgrade then fails half
-    way, after some objects were already changed. The API server's dry run checks all of that (and
-    admission) without changing anything. Returns None when every object is accepted, the server's
-    message otherwise; "" when the namespace does not exist yet (a first install: nothing to
-    protect, and namespaced objects cannot be checked before their namespace exists)."""
-    docs = [release.get("manifest", "")] + [h.get("manifest", "") for h in release.get("hooks") or []]
-    stream = "\n---\n".join(d for d in docs if d.strip())
-    if not stream.strip():
-        return None
-    cmd = [
-        *kubectl,
-        "apply",
-        "--server-side",
-        "--dry-run=server",
-        "--force-conflicts",
-        "--field-manager=mybinder-deploy-validate",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-    ]
-    res = subprocess.run(cmd, input=stream, capture_output=True, text=True, check=False)
-    if res.returncode == 0:
-        return None
-    err = res.stderr.strip()
-    if f'namespaces "{namespace}" not found' in err:
-        return ""
-    return err
+    `helm upgrade --dry-run` only renders: a value of the wrong type (replicas: "two"), an invalid
+    quantity or a missing required field passes it, and the real upgrade then fails half way, after
+    some objects were already changed. The API server's dry run checks all of that (and admission)
+    without changing anything: a server-side apply dry run for the release's objects, and a create
+    dry run under a generated name for hooks (helm deletes and recreates those, so an old hook Job
+    whose immutable fields differ is no reason to refuse). Returns None when every object is
+    accepted, the server's message otherwise; "" when the namespace does not exist yet (a first
+    install: nothing to protect, and namespaced objects cannot be checked before their namespace
+    exists)."""
+    manifest = release.get("manifest", "")
+    hooks = []
+    for key, obj in hook_objects(release, namespace).items():
+        fresh = json.loads(json.dumps(obj))
+        meta = fresh.setdefault("metadata", {})
+        meta["generateName"] = str(meta.pop("name", key.rsplit("/", 1)[-1]))[:50] + "-"
+        hooks.append(fresh)
+    runs = []
+    if manifest.strip():
+        runs.append(
+            (["apply", "--server-side", "--force-conflicts", "--field-manager=mybinder-deploy-validate"], manifest)
+        )
+    if hooks:
+        runs.append((["create"], json.dumps({"apiVersion": "v1", "kind": "List", "items": hooks})))
+    for verb, stream in runs:
+        cmd = [*kubectl, *verb, "--dry-run=server", "-n", namespace, "-f", "-"]
+        res = subprocess.run(cmd, input=stream, capture_output=True, text=True, check=False)
+        if res.returncode == 0:
+            continue
+        err = res.stderr.strip()
+        if f'namespaces "{namespace}" not found' in err:
+            return ""
+        return err
+    return None
 
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")

@@ -319,3 +319,64 @@ def test_several_clusters_of_one_inventory_deploy_in_parallel(cluster, namespace
         assert "TASK [mybinder.deploy.cluster_access" not in res.output
     finally:
         cluster.kubectl("delete", "namespace", second_ns, "--wait=false", check=False)
+
+
+HOOK = """
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 0
+      containers:
+        - name: migrate
+          image: registry.invalid/migrate:1
+          env:
+            - {name: SCHEMA, value: {{ .Values.web.message | quote }}}
+"""
+
+
+def test_hooks_are_compared_and_validated_as_new_objects(cluster, namespace, tmp_path):
+    """A hook Job stays in the cluster after it ran (helm's default delete policy deletes it only
+    before the next run), and its pod template is immutable: the dry run must treat hooks as new
+    objects, as helm does, instead of refusing every change of one."""
+    chart = small_chart(tmp_path / "chart", extra_template=HOOK)
+    first = deploy(tmp_path, overrides(tmp_path, namespace, chart), *STAGE)
+    assert first.rc == 0, first.output
+    assert (
+        cluster.get_json("job", "migrate", "-n", namespace)["spec"]["template"]["spec"]["containers"][0]["env"][0][
+            "value"
+        ]
+        == "hello"
+    )
+
+    assert deploy(tmp_path, overrides(tmp_path, namespace, chart), *STAGE).changed == 0
+
+    changed = overrides(tmp_path, namespace, chart, {"web": {"message": "v2"}})
+    check = deploy(tmp_path, changed, *STAGE, "--check", "--diff")
+    assert check.rc == 0, check.output
+    assert f"hook Job {namespace}/migrate" in check.output
+    res = deploy(tmp_path, changed, *STAGE)
+    assert res.rc == 0, res.output
+    assert (
+        cluster.get_json("job", "migrate", "-n", namespace)["spec"]["template"]["spec"]["containers"][0]["env"][0][
+            "value"
+        ]
+        == "v2"
+    )
+
+    # an invalid hook is refused before anything changes
+    bad = overrides(tmp_path, namespace, chart, {"web": {"message": "v3"}})
+    (chart / "templates" / "web.yaml").write_text(
+        (chart / "templates" / "web.yaml").read_text().replace("backoffLimit: 0", "backoffLimit: lots")
+    )
+    res = deploy(tmp_path, bad, *STAGE)
+    assert res.rc != 0 and "nothing was deployed" in res.output, res.output
+    assert len(history(cluster, namespace, namespace)) == 2
