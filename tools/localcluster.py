@@ -51,6 +51,8 @@ PREFERRED_PORTS = {
     "kwok": 10247,
 }
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+# What `up` writes into STATE_DIR (the chart mirror keeps chart-mirror/ there too).
+CLUSTER_FILES = ["state.json", "kubeconfig", "kwok-stages.yaml", "etcd", "pki", "logs", ".gitignore"]
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.1/16"
 NODE_LABEL_KEYS = ("mybinder.org/node-purpose", "hub.jupyter.org/node-purpose")
@@ -426,12 +428,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             return cmd_status(args)
     if state:
         say("found the state of a cluster that is not running: cleaning it up first")
-        stop(state)
+        stop(state, remove=False)
     bdir = ensure_binaries()
-    if STATE_DIR.exists():
-        stop_chart_mirror()
-        shutil.rmtree(STATE_DIR)
-    STATE_DIR.mkdir(parents=True)
+    # Start from a clean slate of the cluster's own files only: the chart mirror may already be
+    # serving from its subdirectory (tools/chart-mirror.py needs no cluster) and is left alone.
+    for entry in CLUSTER_FILES:
+        path = STATE_DIR / entry
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
     (STATE_DIR / ".gitignore").write_text("*\n")
     adv = advertise_address()
     ports = choose_ports()
