@@ -109,7 +109,7 @@ def deploy_yml(c: Cluster) -> tuple[int, dict[str, float]]:
     recap = RECAP.findall(out)
     if res.returncode != 0 or not recap or any(int(f) or int(u) for _, _, u, f in recap):
         raise RuntimeError(f"deploy.yml failed ({res.returncode}):\n{out[-5000:]}")
-    roles = {name: float(t) for name, t in ROLE_TIME.findall(out.split("ROLES RECAP", 1)[-1])}
+    roles = {name: float(t) for name, t in ROLE_TIME.findall(out.split("ROLES RECAP", 1)[-1]) if name != "total"}
     return sum(int(ch) for _, ch, _, _ in recap), roles
 
 
