@@ -16,6 +16,7 @@ import json
 import sys
 import threading
 import time
+import unittest.mock
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
+from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.mybinder.deploy.plugins.module_utils import _drain as d
 from ansible_collections.mybinder.deploy.plugins.modules import node_drain
@@ -237,7 +239,16 @@ def run_drain(cluster: Any, check: bool = False, diff: bool = False, **args: Any
     args["_ansible_check_mode"] = check
     args["_ansible_diff"] = diff
     out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+    # AnsiballZ runs a module in a process of its own, where ansible-core's `is_controller` is
+    # False and module.warn() puts warnings into the result. In this pytest process an earlier
+    # test may have imported controller code, which flips the flag and would send warnings to the
+    # controller's display instead; pin it as a module process has it.
+    with (
+        patch_module_args(args),
+        unittest.mock.patch.object(ansible_internal, "is_controller", False),
+        contextlib.redirect_stdout(out),
+        pytest.raises(SystemExit),
+    ):
         node_drain.main()
     return json.loads(out.getvalue())
 
