@@ -80,7 +80,8 @@ molecule: venv tools unlock cluster-up
 
 test-fast: lint unit
 
-test: lint sanity unlock
+# The cluster is started first so that pytest reuses it (and leaves it running) for Molecule.
+test: lint sanity unlock cluster-up
 	pytest tests $(PYTEST_ARGS)
 	tools/molecule-all.sh
 
