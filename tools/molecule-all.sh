@@ -13,6 +13,9 @@ fi
 failed=()
 for s in "${scenarios[@]}"; do
   echo "[molecule] scenario $s"
+  # The scenarios run on an existing cluster and have no destroy step, so Molecule would keep an
+  # earlier run's "prepared" state and skip prepare next time: start every run from a clean state.
+  molecule reset -s "$s" >/dev/null 2>&1 || true
   if ! molecule test -s "$s"; then
     failed+=("$s")
   fi
