@@ -215,6 +215,7 @@ def read_releases(c: Cluster) -> tuple[list[dict], list[dict]]:
 
 def main() -> int:
     a, b = Cluster("deploy"), Cluster("raw")
+    raw = None
     try:
         log("starting two local clusters")
         a.up()
@@ -238,6 +239,8 @@ def main() -> int:
     finally:
         a.down()
         b.down()
+        if raw is not None:
+            shutil.rmtree(raw.work, ignore_errors=True)
 
     med_yml, med_raw = statistics.median(noop_yml), statistics.median(noop_raw)
     r_full, r_noop = full_yml / full_raw, med_yml / med_raw
