@@ -142,6 +142,14 @@ redacted:
   type: list
   elements: str
   sample: [prod/hub, prod/binder-secret]
+stand_in_objects:
+  description:
+    - The rendered objects labelled C(mybinder.org/stand-in=true), as C(Kind namespace/name) - the chart is one of
+      this project's stand-in test charts, not the real one.
+  returned: always
+  type: list
+  elements: str
+  sample: [Deployment ingress-nginx/ingress-nginx-controller]
 command:
   description: The helm command run (values travel in files, so the command holds no secret).
   returned: always
@@ -168,11 +176,15 @@ REDACTED = "<redacted>"
 DOC_SPLIT = re.compile(r"^---[ \t]*$", re.MULTILINE)
 
 
-def redact_manifest(text: str, namespace: str) -> tuple[str, list[str], list[str]]:
+STAND_IN_LABEL = "mybinder.org/stand-in"
+
+
+def redact_manifest(text: str, namespace: str) -> tuple[str, list[str], list[str], list[str]]:
     """Blank the data of every Secret; every other document is kept byte for byte.
 
-    Returns the new text, the objects (Kind namespace/name) and the redacted Secrets."""
-    out, objects, redacted = [], [], []
+    Returns the new text, the objects (Kind namespace/name), the redacted Secrets and the objects
+    labelled as stand-ins."""
+    out, objects, redacted, stand_ins = [], [], [], []
     for doc in DOC_SPLIT.split(text):
         if not doc.strip():
             continue
@@ -183,6 +195,8 @@ def redact_manifest(text: str, namespace: str) -> tuple[str, list[str], list[str
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace", namespace if obj.get("kind") not in CLUSTER_SCOPED else "")
         objects.append(f"{obj.get('kind')} {ns}/{meta.get('name')}")
+        if str((meta.get("labels") or {}).get(STAND_IN_LABEL, "")).lower() == "true":
+            stand_ins.append(objects[-1])
         if obj.get("kind") == "Secret":
             for field in ("data", "stringData"):
                 if isinstance(obj.get(field), dict):
@@ -192,7 +206,7 @@ def redact_manifest(text: str, namespace: str) -> tuple[str, list[str], list[str
             redacted.append(f"{ns}/{meta.get('name')}")
         else:
             out.append(doc.strip("\n"))
-    return "".join(f"---\n{d}\n" for d in out), objects, redacted
+    return "".join(f"---\n{d}\n" for d in out), objects, redacted, stand_ins
 
 
 CLUSTER_SCOPED = {
@@ -252,7 +266,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         args.append("--include-crds")
     command = " ".join(helm.base() + args)
     rendered = run_helm(helm, args, stdin)
-    text, objects, redacted = redact_manifest(rendered, p["release_namespace"])
+    text, objects, redacted, stand_ins = redact_manifest(rendered, p["release_namespace"])
 
     dest = p["dest"]
     before = None
@@ -265,6 +279,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         "dest": dest,
         "objects": objects,
         "redacted": redacted,
+        "stand_in_objects": stand_ins,
         "command": command,
     }
     if module._diff and changed:

@@ -18,6 +18,7 @@ from helpers_chart import (
     Render,
     ansible_env,
     by_kind,
+    load_docs,
     mirror_url,
     pod_spec,
     render,
@@ -69,7 +70,7 @@ def test_render_writes_the_release_and_says_which_charts_are_stand_ins():
         f"{d['name']} {d['version']} (STAND-IN)"
         for d in yaml.safe_load((ROOT / "mybinder" / "Chart.lock").read_text())["dependencies"]
     )
-    assert "rendered with STAND-IN charts from http://127.0.0.1:" in r.proc.stdout
+    assert "rendered with STAND-IN charts (test charts, not the real ones) from http://127.0.0.1:" in r.proc.stdout
     kinds = {d["kind"] for d in r.docs}
     assert {"Deployment", "StatefulSet", "DaemonSet", "Ingress", "PodDisruptionBudget", "Secret", "ConfigMap"} <= kinds
 
@@ -314,3 +315,85 @@ def test_a_new_cluster_needs_only_an_inventory_and_a_config_file(tmp_path):
     assert [r["host"] for r in ingresses["binderhub"]["spec"]["rules"]] == ["k3s.example.org"]
     assert [r["host"] for r in ingresses["redirector"]["spec"]["rules"]] == ["old.k3s.example.org"]
     assert "k3s-grafana" not in ingresses  # no hosts, no ingress
+
+
+def other_release(r: Render, name: str) -> dict:
+    return next(rel for rel in r.index["releases"] if rel["name"] == name)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_ingress_and_tls_releases_are_rendered_with_the_deploy_values(env):
+    """Every release of the environment, not only the meta chart: ingress-nginx and cert-manager as
+    their roles install them (same chart, version, values), plus the ClusterIssuers."""
+    r = render(env)
+    names = [rel["name"] for rel in r.index["releases"]]
+    assert names == [r.release["name"], "ingress-nginx", "cert-manager"]
+    ingress = other_release(r, "ingress-nginx")
+    assert (ingress["namespace"], ingress["chart"], ingress["version"]) == ("ingress-nginx", "ingress-nginx", "4.14.1")
+    assert ingress["stand_in"] is True  # the mirror serves stand-ins, and the index says so
+    cert_manager = other_release(r, "cert-manager")
+    assert (cert_manager["namespace"], cert_manager["version"]) == ("cert-manager", "v1.19.4")
+    assert "ingress-nginx, cert-manager" in r.proc.stdout.split("STAND-IN charts", 1)[1].splitlines()[0]
+
+    controller = workloads(load_docs((r.out / "ingress-nginx.yaml").read_text()))["ingress-nginx-controller"]
+    spec = pod_spec(controller)
+    expected = {"prod": 3, "ovh": 1}.get(env, 2)
+    assert controller["spec"]["replicas"] == expected
+    if env == "prod":  # core pool, never two replicas on one node
+        assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", LABEL: "core"}
+        assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
+    if env == "ovh":  # host network on the one node DNS points at, replaced with Recreate
+        assert spec["hostNetwork"] is True
+        assert spec["nodeSelector"]["kubernetes.io/hostname"] == "ovh-node-1"
+        assert controller["spec"]["strategy"]["type"] == "Recreate"
+
+    # cert-manager: CRDs never through the chart; kube-lego's annotation gets the environment's issuer
+    cm_docs = load_docs((r.out / "cert-manager.yaml").read_text())
+    assert not [d for d in cm_docs if d["kind"] == "CustomResourceDefinition"]
+    issuers = {d["metadata"]["name"]: d for d in load_docs((r.out / "cluster-issuers.yaml").read_text())}
+    assert set(issuers) == {"letsencrypt-staging", "letsencrypt-prod"}
+    for issuer in issuers.values():
+        assert issuer["kind"] == "ClusterIssuer"
+        assert issuer["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"] == "nginx"
+    manifests = {m["name"]: m for m in r.index["manifests"]}
+    assert manifests["cluster-issuers"]["file"] == "cluster-issuers.yaml"
+
+
+def test_the_cert_manager_crds_are_rendered_from_a_local_source_and_named_when_remote():
+    local = render("local")
+    crds = load_docs((local.out / "cert-manager-crds.yaml").read_text())
+    assert {d["kind"] for d in crds} == {"CustomResourceDefinition"} and len(crds) == 6
+    prod = render("prod")
+    assert other_release(prod, "cert-manager")["crds"].startswith(
+        "https://github.com/cert-manager/cert-manager/releases/download/v1.19.4/"
+    )
+    assert not (prod.out / "cert-manager-crds.yaml").exists()  # not fetched: no network needed
+
+
+def test_ovh_renders_its_premade_certificate_secret_redacted():
+    r = render("ovh")
+    secrets = load_docs((r.out / "tls-premade-secrets.yaml").read_text())
+    assert [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in secrets] == [("ovh", "tls-crt")]
+    assert secrets[0]["data"] == {"tls.crt": "<redacted>", "tls.key": "<redacted>"}
+    assert "binder.mybinder.ovh" in secrets[0]["metadata"]["annotations"]["mybinder.org/hosts"]
+    text = "".join(p.read_text() for p in r.out.iterdir()) + r.proc.stdout + r.proc.stderr
+    key = (ROOT / "secret" / "ovh-wildcard-tls.key").read_text()
+    body = "".join(key.strip().splitlines()[1:-1])
+    assert body[:40] not in text.replace("\n", "")
+
+
+@pytest.mark.parametrize(("provider", "files"), [("kube-lego", {"kube-lego.yaml"}), ("none", set())])
+def test_the_tls_provider_decides_which_tls_objects_are_rendered(provider, files):
+    r = run_render("staging", "-e", f"tls_provider={provider}")
+    assert isinstance(r, Render)
+    tls_files = {"kube-lego.yaml", "cert-manager.yaml", "cluster-issuers.yaml", "cert-manager-crds.yaml"}
+    assert {p.name for p in r.out.iterdir()} & tls_files == files
+    if provider == "kube-lego":
+        lego = workloads(load_docs((r.out / "kube-lego.yaml").read_text()))
+        assert len(lego) == 1
+
+
+def test_render_refuses_ingress_settings_that_cannot_roll_out_without_a_cluster():
+    proc = run_render("ovh", "-e", json.dumps({"ingress_replicas": 2}), check=False)
+    assert proc.returncode != 0
+    assert "ingress_replicas=2" in proc.stdout and "only one pod can bind" in proc.stdout
