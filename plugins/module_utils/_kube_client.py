@@ -14,23 +14,43 @@ refresh) but send and return plain JSON. Why not the generated typed methods: a 
 pods would be turned into 1000 pydantic models per listing, which costs seconds of CPU per poll,
 and the drain logic in ``_drain`` works on the API's JSON dictionaries so it can be unit tested
 without the client.
+
+One exception, for speed: importing the kubernetes package costs about 0.7 s of CPU in every
+module run (its kubeconfig loader pulls in google-auth, oauthlib and requests), more than a whole
+drain of a small node takes. When the kubeconfig context is the plain kind - a server, a CA, and a
+client certificate and key or a static token, as kubeadm, k3s, OVH and this project's local
+cluster write them - ``simple_kubeconfig`` reads it itself and requests go straight through
+urllib3 (which the kubernetes client uses underneath). Everything else (exec plugins such as
+gke-gcloud-auth-plugin, auth-provider, basic auth, proxies, in-cluster service accounts, any
+option given directly) goes through the kubernetes client as above. Key material given inline
+(``client-key-data``) is loaded from an anonymous in-memory file (Linux memfd), never a file on
+disk; where that is not available the kubernetes client is used.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import ssl
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-KUBERNETES_IMPORT_ERROR: str | None
-try:
-    import kubernetes
-    from kubernetes.client.exceptions import ApiException
-except ImportError as exc:  # reported by the module with missing_required_lib()
-    KUBERNETES_IMPORT_ERROR = str(exc)
-else:
-    KUBERNETES_IMPORT_ERROR = None
+
+def _import_kubernetes() -> Any:
+    """The kubernetes package, imported on first use (see the module docstring for why)."""
+    try:
+        import kubernetes
+        import kubernetes.client.exceptions
+    except ImportError as exc:
+        raise KubeConnectionError(
+            f"the kubernetes Python library is missing ({exc}); these credentials need it: install it into the Python "
+            "that runs the modules (pip install kubernetes)"
+        ) from exc
+    return kubernetes
+
 
 try:
     from ansible.module_utils.basic import env_fallback
@@ -80,6 +100,7 @@ class KubeApiError(Exception):
 
 
 def _configuration(params: Mapping[str, Any]) -> Any:
+    kubernetes = _import_kubernetes()
     cfg = kubernetes.client.Configuration()
     host = params.get("host")
     kubeconfig = params.get("kubeconfig")
@@ -127,16 +148,93 @@ def _configuration(params: Mapping[str, Any]) -> Any:
     return cfg
 
 
-class KubeClient:
-    """JSON in, JSON out, over the kubernetes client's transport. Thread safe (urllib3 pool)."""
+class _LibraryTransport:
+    """Requests through the kubernetes client (any kind of credentials)."""
 
-    def __init__(self, api_client: Any, request_timeout: float = 60.0) -> None:
+    def __init__(self, api_client: Any) -> None:
         self.api_client = api_client
+        self.host = str(api_client.configuration.host)
+        self.api_exception = _import_kubernetes().client.exceptions.ApiException
+
+    def send(
+        self, method: str, path: str, query: list[tuple[str, Any]], headers: dict[str, str], body: Any, timeout: float
+    ) -> tuple[int, str, bytes]:
+        serialized = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api_client.call_api(*serialized, _request_timeout=timeout)
+        except self.api_exception as exc:  # transport-level failures the client turns into exceptions
+            raise KubeApiError(int(exc.status or 0), str(exc.reason), None, method, path) from exc
+        return response.status, response.reason or "", response.read()
+
+
+class _Urllib3Transport:
+    """Requests straight through urllib3, for the credentials simple_kubeconfig understands."""
+
+    def __init__(self, cfg: SimpleKubeconfig, pool_size: int, user_agent: str) -> None:
+        import urllib3
+
+        self.host = cfg.server.rstrip("/")
+        self.headers = {"User-Agent": user_agent}
+        if cfg.token:
+            self.headers["Authorization"] = "Bearer " + cfg.token
+        # Trust exactly the kubeconfig's CA, as the kubernetes client does (the system's CAs without one).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if cfg.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif cfg.ca_file:
+            context.load_verify_locations(cafile=cfg.ca_file)
+        elif cfg.ca_data:
+            context.load_verify_locations(cadata=cfg.ca_data.decode("ascii"))
+        else:
+            context.load_default_certs()
+        if cfg.cert_file:
+            context.load_cert_chain(cfg.cert_file, cfg.key_file)
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=pool_size, block=True, ssl_context=context)
+        self.urllib3 = urllib3
+
+    def send(
+        self, method: str, path: str, query: list[tuple[str, Any]], headers: dict[str, str], body: Any, timeout: float
+    ) -> tuple[int, str, bytes]:
+        url = self.host + path + ("?" + urlencode(query) if query else "")
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        try:
+            response = self.pool.request(
+                method,
+                url,
+                body=data,
+                headers={**self.headers, **headers},
+                timeout=timeout,
+                retries=False,
+                preload_content=True,
+            )
+        except self.urllib3.exceptions.HTTPError as exc:
+            raise KubeApiError(0, f"cannot reach {self.host}: {exc}", None, method, path) from exc
+        return response.status, response.reason or "", response.data
+
+
+class KubeClient:
+    """JSON in, JSON out. Thread safe (urllib3 pool)."""
+
+    def __init__(self, transport: _LibraryTransport | _Urllib3Transport, request_timeout: float = 60.0) -> None:
+        self.transport = transport
         self.request_timeout = request_timeout
 
     @property
     def host(self) -> str:
-        return str(self.api_client.configuration.host)
+        return self.transport.host
+
+    @property
+    def direct(self) -> bool:
+        """True when requests bypass the kubernetes client (simple_kubeconfig)."""
+        return isinstance(self.transport, _Urllib3Transport)
 
     def request(
         self,
@@ -153,29 +251,17 @@ class KubeClient:
         if body is not None:
             headers["Content-Type"] = content_type
         query_params = [(k, v) for k, v in (query or {}).items() if v is not None]
-        serialized = self.api_client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query_params,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
+        status, reason, data = self.transport.send(
+            method, path, query_params, headers, body, timeout or self.request_timeout
         )
-        try:
-            response = self.api_client.call_api(*serialized, _request_timeout=timeout or self.request_timeout)
-        except ApiException as exc:  # transport-level failures the client turns into exceptions
-            raise KubeApiError(int(exc.status or 0), str(exc.reason), None, method, path) from exc
-        data = response.read()
         decoded: Any = None
         if data:
             try:
                 decoded = json.loads(data)
             except ValueError:
                 decoded = {"message": data[:500].decode("utf-8", "replace")}
-        if not 200 <= response.status <= 299:
-            raise KubeApiError(
-                response.status, response.reason or "", decoded if isinstance(decoded, dict) else None, method, path
-            )
+        if not 200 <= status <= 299:
+            raise KubeApiError(status, reason, decoded if isinstance(decoded, dict) else None, method, path)
         return decoded
 
     def list_items(self, path: str, *, page_size: int = 500, **query: Any) -> Iterator[dict[str, Any]]:
@@ -189,17 +275,114 @@ class KubeClient:
                 return
 
 
+@dataclass
+class SimpleKubeconfig:
+    """A kubeconfig context that needs no plugin: server, CA, client certificate or static token."""
+
+    server: str
+    ca_file: str | None = None
+    ca_data: bytes | None = None
+    insecure: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
+    token: str | None = None
+
+
+_SIMPLE_CLUSTER_KEYS = {"server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify"}
+_SIMPLE_USER_KEYS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data", "token"}
+_DIRECT_OPTIONS = ("host", "api_key", "validate_certs", "ca_cert", "client_cert", "client_key", "proxy", "no_proxy")
+
+
+def _in_memory_file(data: bytes) -> str | None:
+    """A path to ``data`` that exists only in memory (Linux memfd), or None where there is none."""
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    fd = os.memfd_create("mybinder-kube-credential", 0)  # kept open for the life of the module
+    os.write(fd, data)
+    return f"/proc/self/fd/{fd}"
+
+
+def simple_kubeconfig(params: Mapping[str, Any]) -> SimpleKubeconfig | None:
+    """The context's server and credentials when it is the plain kind (see the module docstring),
+    else None: the caller then lets the kubernetes client load it."""
+    if any(params.get(option) not in (None, "") for option in _DIRECT_OPTIONS):
+        return None
+    kubeconfig = params.get("kubeconfig")
+    base = os.getcwd()
+    if isinstance(kubeconfig, Mapping):
+        config: Any = kubeconfig
+    else:
+        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        if os.pathsep in str(path) or not os.path.isfile(str(path)):
+            return None  # merged kubeconfigs, in-cluster: the library's job
+        base = os.path.dirname(os.path.abspath(str(path)))
+        try:
+            import yaml
+
+            with open(str(path), encoding="utf-8") as fh:
+                config = yaml.safe_load(fh)
+        except (ImportError, OSError, ValueError):
+            return None
+    try:
+        name = params.get("context") or config.get("current-context")
+        context = next(c["context"] for c in config.get("contexts") or [] if c.get("name") == name)
+        cluster = next(c["cluster"] for c in config.get("clusters") or [] if c.get("name") == context.get("cluster"))
+        user = next(u.get("user") or {} for u in config.get("users") or [] if u.get("name") == context.get("user"))
+    except (StopIteration, AttributeError, KeyError, TypeError):
+        return None  # the library says precisely what is wrong
+    if set(cluster) - _SIMPLE_CLUSTER_KEYS or set(user) - _SIMPLE_USER_KEYS:
+        return None
+    if set(context) - {"cluster", "user", "namespace"}:
+        return None
+    if not str(cluster.get("server", "")).startswith("https://"):
+        return None
+
+    def path_of(value: str) -> str:
+        return value if os.path.isabs(value) else os.path.join(base, value)
+
+    def decoded(key: str) -> bytes | None:
+        return base64.b64decode(user[key]) if user.get(key) else None
+
+    out = SimpleKubeconfig(server=str(cluster["server"]), insecure=bool(cluster.get("insecure-skip-tls-verify")))
+    if cluster.get("certificate-authority-data"):
+        out.ca_data = base64.b64decode(cluster["certificate-authority-data"])
+    elif cluster.get("certificate-authority"):
+        out.ca_file = path_of(str(cluster["certificate-authority"]))
+    if user.get("token"):
+        out.token = str(user["token"])
+    cert = decoded("client-certificate-data") or None
+    key = decoded("client-key-data") or None
+    if cert:
+        out.cert_file = _in_memory_file(cert)
+    elif user.get("client-certificate"):
+        out.cert_file = path_of(str(user["client-certificate"]))
+    if key:
+        out.key_file = _in_memory_file(key)
+    elif user.get("client-key"):
+        out.key_file = path_of(str(user["client-key"]))
+    if (cert and not out.cert_file) or (key and not out.key_file) or bool(out.cert_file) != bool(out.key_file):
+        return None
+    return out
+
+
 def build_client(params: Mapping[str, Any], *, pool_size: int = 10, user_agent: str | None = None) -> KubeClient:
     """A KubeClient from module parameters named as in kubernetes.core (see KUBE_CONNECTION_ARG_SPEC).
     ``pool_size`` is the number of connections kept open: at least the number of threads that
     send requests at the same time."""
-    if KUBERNETES_IMPORT_ERROR is not None:
-        raise KubeConnectionError(f"the kubernetes Python library is missing: {KUBERNETES_IMPORT_ERROR}")
+    simple = simple_kubeconfig(params)
+    if simple is not None:
+        try:
+            return KubeClient(_Urllib3Transport(simple, max(int(pool_size), 4), user_agent or "mybinder.deploy"))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise KubeConnectionError(
+                f"could not use the credentials of the kubeconfig context: {exc}. Check its certificate-authority, "
+                "client-certificate and client-key (files readable, key matching the certificate)"
+            ) from exc
     cfg = _configuration(params)
     cfg.connection_pool_maxsize = max(int(pool_size), 4)
-    api_client = kubernetes.client.ApiClient(cfg)
+    api_client = _import_kubernetes().client.ApiClient(cfg)
     api_client.user_agent = user_agent or "mybinder.deploy"
-    return KubeClient(api_client)
+    return KubeClient(_LibraryTransport(api_client))
 
 
 def connection_params_from_env() -> dict[str, Any]:

@@ -37,7 +37,7 @@ description:
 author:
   - mybinder.deploy developers (!UNKNOWN)
 requirements:
-  - kubernetes (the Python client)
+  - kubernetes (the Python client), except for kubeconfig contexts with a client certificate or a static token
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mybinder.deploy.kube_connection
@@ -351,11 +351,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils import _drain as d
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KUBE_CONNECTION_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
     KubeApiError,
     KubeClient,
     KubeConnectionError,
@@ -1272,8 +1271,6 @@ def main() -> None:
         required_one_of=[("name", "selector")],
         supports_check_mode=True,
     )
-    if KUBERNETES_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:
         module.exit_json(**run_module(module))
     except (d.DrainInputError, KubeConnectionError) as exc:

@@ -1,0 +1,79 @@
+"""_kube_client against the real API server: the direct urllib3 path (plain kubeconfigs, files or
+inline data) and the kubernetes-library path answer alike, errors keep the API's status and
+message, and a CA that did not sign the server is refused."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, build_client
+
+
+def node_names(cluster) -> set[str]:
+    return {n["metadata"]["name"] for n in cluster.get_json("nodes")["items"]}
+
+
+def test_the_direct_path_reads_what_kubectl_reads(cluster):
+    client = build_client({"kubeconfig": str(cluster.kubeconfig)})
+    assert client.direct
+    assert client.host == cluster.server
+    assert {n["metadata"]["name"] for n in client.list_items("/api/v1/nodes", page_size=1)} == node_names(cluster)
+
+
+def test_inline_credentials_work_and_the_library_path_agrees(cluster, tmp_path):
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    user = config["users"][0]["user"]
+    for key in ("client-certificate", "client-key"):
+        user[key + "-data"] = base64.b64encode(Path(user.pop(key)).read_bytes()).decode()
+    ca = config["clusters"][0]["cluster"]
+    ca["certificate-authority-data"] = base64.b64encode(Path(ca.pop("certificate-authority")).read_bytes()).decode()
+    inline = tmp_path / "inline"
+    inline.write_text(json.dumps(config))
+    direct = build_client({"kubeconfig": str(inline)})
+    library = build_client({"kubeconfig": str(cluster.kubeconfig), "validate_certs": True})
+    assert direct.direct and not library.direct
+    for client in (direct, library):
+        assert {n["metadata"]["name"] for n in client.list_items("/api/v1/nodes")} == node_names(cluster)
+        with pytest.raises(KubeApiError) as err:
+            client.request("GET", "/api/v1/nodes/no-such-node")
+        assert err.value.status == 404 and 'nodes "no-such-node" not found' in err.value.message
+
+
+def test_a_ca_that_did_not_sign_the_server_is_refused(cluster, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "other-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    crt = tmp_path / "other.crt"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["certificate-authority"] = str(crt)
+    other = tmp_path / "other"
+    other.write_text(json.dumps(config))
+    client = build_client({"kubeconfig": str(other)})
+    with pytest.raises(KubeApiError) as err:
+        client.request("GET", "/version")
+    assert "certificate verify failed" in str(err.value) and cluster.server in str(err.value)
