@@ -909,8 +909,10 @@ class NodeDrain:
             if not pending or now >= deadline:
                 return
             time.sleep(max(0.0, min(interval, deadline - now)))
-            # metadata-only listings are cheap: stay quick during the first minute, then slow down
-            interval = min(interval * 1.3, 1.0 if now - started < 60 else 5.0)
+            # metadata-only listings are cheap: look twice a second while pods usually go (their grace
+            # periods), every second until a minute has passed, then every 5 s
+            waited = now - started
+            interval = min(interval * 1.3, 0.5 if waited < 30 else 1.0 if waited < 60 else 5.0)
 
     def leftovers(self) -> dict[str, set[str]]:
         out = {}
