@@ -5,42 +5,36 @@ rollout_status, verify_namespace): a JSON client from a kubeconfig, and failures
 messages that say what is wrong and what to do (unreachable API server, rejected or expired
 credentials, missing context, a kubeconfig still encrypted by git-crypt).
 
-Credentials are loaded by the kubernetes Python client (kubeconfig, exec plugins such as
-gke-gcloud-auth-plugin, tokens), and requests go through its transport. The typed API classes
-are not used: importing them costs about 1.5 s of CPU in every module run, paid again on every
-round of a rollout wait; plain JSON paths cost nothing extra and read like `kubectl get --raw`.
+Plain kubeconfig contexts (server, CA, client certificate or static token) are read directly and
+requests go through urllib3, without importing the kubernetes package (about 0.3-0.7 s of CPU
+per module run); every other context (exec plugins such as gke-gcloud-auth-plugin, auth
+providers, proxies) is loaded by the kubernetes Python client and uses its transport. Both are
+the transports of ``_kube_client`` (node_drain's client); this file adds the deploy's messages.
+The typed API classes are never used: plain JSON paths read like `kubectl get --raw`.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import importlib.util
 import json
 import os
-import traceback
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
-try:
-    import urllib3
-    from kubernetes.client.api_client import ApiClient
-    from kubernetes.client.configuration import Configuration
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config import kube_config
-    from kubernetes.config.config_exception import ConfigException
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
+    KubeApiError,
+    LibraryTransport,
+    Urllib3Transport,
+    simple_kubeconfig,
+)
 
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
-    urllib3 = ApiClient = Configuration = kube_config = None  # type: ignore[assignment]
-
-    class ApiException(Exception):  # type: ignore[no-redef]
-        """Placeholder so that `except ApiException` works without the library."""
-
-    class ConfigException(Exception):  # type: ignore[no-redef]
-        """Placeholder so that `except ConfigException` works without the library."""
+# Whether the library is there at all, without paying for its import (only non-plain
+# kubeconfig contexts need it; connect() imports it then).
+HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
+KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else "No module named 'kubernetes'"
 
 
 try:
@@ -162,10 +156,10 @@ def client_certificate(kubeconfig: str | None, context: str | None) -> dict[str,
 
 
 class Kube:
-    """JSON in, JSON out, over the kubernetes client's transport (authentication, TLS, token refresh)."""
+    """JSON in, JSON out, over a ``_kube_client`` transport; failures become KubeError messages."""
 
-    def __init__(self, api: Any, target: Target, timeout: float):
-        self.api = api
+    def __init__(self, transport: LibraryTransport | Urllib3Transport, target: Target, timeout: float):
+        self.transport = transport
         self.target = target
         self.timeout = timeout
 
@@ -182,20 +176,12 @@ class Kube:
             headers["Content-Type"] = "application/json"
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         try:
-            serialized = self.api.param_serialize(
-                method=method,
-                resource_path=path,
-                query_params=params,
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            resp = self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
-            data = resp.read()
-        except ApiException as exc:
-            raise KubeError(explain(exc, self.target), getattr(exc, "status", None)) from exc
+            status, reason, data = self.transport.send(method, path, params, headers, body, timeout or self.timeout)
+        except KubeApiError as exc:  # refused by the server (library path) or not reached (direct path)
+            cause = exc if exc.status else (exc.__cause__ or exc)
+            raise KubeError(explain(cause, self.target), exc.status or None) from exc
         except Exception as exc:
-            if isinstance(exc, OSError) or (HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.HTTPError)):
+            if isinstance(exc, OSError) or _is_urllib3_error(exc):
                 raise KubeError(explain(exc, self.target)) from exc
             raise
         decoded: Any = None
@@ -204,8 +190,8 @@ class Kube:
                 decoded = json.loads(data)
             except ValueError:
                 decoded = {"message": data[:300].decode("utf-8", "replace")}
-        if not 200 <= resp.status <= 299:
-            raise KubeError(explain_status(resp.status, resp.reason or "", decoded, self.target), resp.status)
+        if not 200 <= status <= 299:
+            raise KubeError(explain_status(status, reason, decoded, self.target), status)
         return decoded
 
     def get(self, path: str, **query: Any) -> Any:
@@ -232,11 +218,27 @@ class Kube:
 
 
 def connect(kubeconfig: str | None, context: str | None, timeout: float = 15.0) -> Kube:
-    """A client for the kubeconfig/context, failing fast (no urllib3 retries) when unreachable."""
+    """A client for the kubeconfig/context, failing fast (no retries) when unreachable."""
     path = kubeconfig_path(kubeconfig)
     data = read_kubeconfig(path)
     ctx_name, cluster, _user, user_name = resolve(data, path, context)
     target = Target(kubeconfig=path, context=ctx_name, server=str(cluster.get("server", "")), user=user_name)
+    simple = simple_kubeconfig({"kubeconfig": path, "context": ctx_name})
+    if simple is not None:
+        try:
+            return Kube(Urllib3Transport(simple, 4, "mybinder.deploy"), target, timeout)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise KubeError(f"kubeconfig {path} (context {ctx_name}) cannot be used: {exc}") from exc
+    if not HAS_KUBERNETES:
+        raise KubeError(
+            f"kubeconfig {path} (context {ctx_name}) needs the kubernetes Python library (its user is not a plain "
+            "certificate or token): install it into the Python that runs the modules (pip install kubernetes)"
+        )
+    from kubernetes.client.api_client import ApiClient
+    from kubernetes.client.configuration import Configuration
+    from kubernetes.config import kube_config
+    from kubernetes.config.config_exception import ConfigException
+
     cfg = Configuration()
     base = os.path.dirname(os.path.abspath(path))
     try:
@@ -251,7 +253,11 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float = 15.0) 
     except (ConfigException, ValueError, OSError) as exc:
         raise KubeError(f"kubeconfig {path} (context {ctx_name}) cannot be used: {exc}") from exc
     cfg.retries = 0
-    return Kube(ApiClient(configuration=cfg), target, timeout)
+    return Kube(LibraryTransport(ApiClient(configuration=cfg)), target, timeout)
+
+
+def _is_urllib3_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("urllib3")
 
 
 def explain_status(status: int, reason: str, body: Any, target: Target) -> str:
@@ -272,19 +278,19 @@ def explain_status(status: int, reason: str, body: Any, target: Target) -> str:
 
 
 def explain(exc: BaseException, target: Target) -> str:
-    """An operator-facing message for a transport failure."""
+    """An operator-facing message for a failure: an HTTP status, or a transport error."""
     where = f"the Kubernetes API at {target.server} (context {target.context} in {target.kubeconfig})"
-    if isinstance(exc, ApiException):
-        return explain_status(int(getattr(exc, "status", 0) or 0), str(getattr(exc, "reason", "")), None, target)
-    if HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.MaxRetryError):
-        inner = exc.reason
-        if isinstance(inner, urllib3.exceptions.SSLError):
-            return (
-                f"TLS with {where} failed: {inner} "
-                "(wrong certificate-authority in the kubeconfig, or another server at that address)"
-            )
-        return f"cannot reach {where}: {short(inner)}. Is the cluster running, and the address right?"
-    return f"cannot reach {where}: {short(exc)}. Is the cluster running, and the address right?"
+    if isinstance(exc, KubeApiError) and exc.status:
+        return explain_status(exc.status, exc.reason, exc.body, target)
+    inner: BaseException | None = exc
+    if type(exc).__name__ == "MaxRetryError":  # urllib3 wraps the real error (library path)
+        inner = getattr(exc, "reason", None) or exc
+    if type(inner).__name__ == "SSLError" or isinstance(inner, ssl.SSLError):
+        return (
+            f"TLS with {where} failed: {inner} "
+            "(wrong certificate-authority in the kubeconfig, or another server at that address)"
+        )
+    return f"cannot reach {where}: {short(inner)}. Is the cluster running, and the address right?"
 
 
 def short(exc: BaseException | None) -> str:

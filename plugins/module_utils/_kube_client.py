@@ -148,7 +148,7 @@ def _configuration(params: Mapping[str, Any]) -> Any:
     return cfg
 
 
-class _LibraryTransport:
+class LibraryTransport:
     """Requests through the kubernetes client (any kind of credentials)."""
 
     def __init__(self, api_client: Any) -> None:
@@ -174,7 +174,7 @@ class _LibraryTransport:
         return response.status, response.reason or "", response.read()
 
 
-class _Urllib3Transport:
+class Urllib3Transport:
     """Requests straight through urllib3, for the credentials simple_kubeconfig understands."""
 
     def __init__(self, cfg: SimpleKubeconfig, pool_size: int, user_agent: str) -> None:
@@ -223,7 +223,7 @@ class _Urllib3Transport:
 class KubeClient:
     """JSON in, JSON out. Thread safe (urllib3 pool)."""
 
-    def __init__(self, transport: _LibraryTransport | _Urllib3Transport, request_timeout: float = 60.0) -> None:
+    def __init__(self, transport: LibraryTransport | Urllib3Transport, request_timeout: float = 60.0) -> None:
         self.transport = transport
         self.request_timeout = request_timeout
 
@@ -234,7 +234,7 @@ class KubeClient:
     @property
     def direct(self) -> bool:
         """True when requests bypass the kubernetes client (simple_kubeconfig)."""
-        return isinstance(self.transport, _Urllib3Transport)
+        return isinstance(self.transport, Urllib3Transport)
 
     def request(
         self,
@@ -372,7 +372,7 @@ def build_client(params: Mapping[str, Any], *, pool_size: int = 10, user_agent: 
     simple = simple_kubeconfig(params)
     if simple is not None:
         try:
-            return KubeClient(_Urllib3Transport(simple, max(int(pool_size), 4), user_agent or "mybinder.deploy"))
+            return KubeClient(Urllib3Transport(simple, max(int(pool_size), 4), user_agent or "mybinder.deploy"))
         except (ssl.SSLError, OSError, ValueError) as exc:
             raise KubeConnectionError(
                 f"could not use the credentials of the kubeconfig context: {exc}. Check its certificate-authority, "
@@ -382,7 +382,7 @@ def build_client(params: Mapping[str, Any], *, pool_size: int = 10, user_agent: 
     cfg.connection_pool_maxsize = max(int(pool_size), 4)
     api_client = _import_kubernetes().client.ApiClient(cfg)
     api_client.user_agent = user_agent or "mybinder.deploy"
-    return KubeClient(_LibraryTransport(api_client))
+    return KubeClient(LibraryTransport(api_client))
 
 
 def connection_params_from_env() -> dict[str, Any]:
