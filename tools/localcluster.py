@@ -279,12 +279,17 @@ def save_state(state: dict[str, Any]) -> None:
 
 
 def pid_alive(pid: int, binary: str) -> bool:
-    """True when pid runs `binary`: a recycled pid of another program does not count."""
+    """True when pid runs `binary`: a recycled pid of another program does not count.
+
+    `binary` may be a wrapper script: while its interpreter runs, the script is the second word of
+    the command line, and once it execs the real program, the program has the same name."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        words = [w.decode(errors="replace") for w in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]]
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    return cmdline == binary
+    if not words or not words[0]:
+        return False  # a zombie: exited, not yet reaped
+    return binary in words or Path(words[0]).name == Path(binary).name
 
 
 def start(name: str, argv: list[str], state: dict[str, Any]) -> None:
