@@ -80,10 +80,15 @@ molecule: venv tools unlock cluster-up
 
 test-fast: lint unit
 
-# The cluster is started first so that pytest reuses it (and leaves it running) for Molecule.
-test: lint sanity unlock cluster-up
-	pytest tests $(PYTEST_ARGS)
-	tools/molecule-all.sh
+# The cluster is started first so that pytest reuses it (and leaves it running) for Molecule;
+# a cluster this target started is stopped at the end, also when a test fails (one that was
+# already running is left running).
+test: lint sanity unlock tools
+	@if $(PY) tools/localcluster.py status >/dev/null 2>&1; then started=; else started=1; fi; \
+	  trap 'if [ -n "$$started" ]; then $(PY) tools/localcluster.py down; fi' EXIT; \
+	  $(PY) tools/localcluster.py up && \
+	  pytest tests $(PYTEST_ARGS) && \
+	  tools/molecule-all.sh
 
 bench: venv tools
 	$(PY) tests/bench/run.py
