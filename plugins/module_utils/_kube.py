@@ -28,7 +28,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client impor
     KubeApiError,
     LibraryTransport,
     Urllib3Transport,
-    simple_kubeconfig,
+    simple_credentials,
 )
 
 # Whether the library is there at all, without paying for its import (only non-plain
@@ -221,9 +221,10 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float = 15.0) 
     """A client for the kubeconfig/context, failing fast (no retries) when unreachable."""
     path = kubeconfig_path(kubeconfig)
     data = read_kubeconfig(path)
-    ctx_name, cluster, _user, user_name = resolve(data, path, context)
+    ctx_name, cluster, user, user_name = resolve(data, path, context)
     target = Target(kubeconfig=path, context=ctx_name, server=str(cluster.get("server", "")), user=user_name)
-    simple = simple_kubeconfig({"kubeconfig": path, "context": ctx_name})
+    base = os.path.dirname(os.path.abspath(path))
+    simple = simple_credentials(cluster, user, base)
     if simple is not None:
         try:
             return Kube(Urllib3Transport(simple, 4, "mybinder.deploy"), target, timeout)
@@ -240,7 +241,6 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float = 15.0) 
     from kubernetes.config.config_exception import ConfigException
 
     cfg = Configuration()
-    base = os.path.dirname(os.path.abspath(path))
     try:
         # Python's ssl module loads client certificates from files only, so the client writes
         # embedded certificate and key data to temporary files (0600, removed at exit). Put them

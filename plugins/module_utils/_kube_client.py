@@ -294,17 +294,53 @@ _DIRECT_OPTIONS = ("host", "api_key", "validate_certs", "ca_cert", "client_cert"
 
 
 def _in_memory_file(data: bytes) -> str | None:
-    """A path to ``data`` that exists only in memory (Linux memfd), or None where there is none."""
+    """A path to ``data`` that exists only in memory (Linux memfd, closed on exec so no child
+    process inherits it), or None where there is none."""
     if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
         return None
-    fd = os.memfd_create("mybinder-kube-credential", 0)  # kept open for the life of the module
+    fd = os.memfd_create("mybinder-kube-credential", os.MFD_CLOEXEC)  # kept open for the life of the module
     os.write(fd, data)
     return f"/proc/self/fd/{fd}"
 
 
+def simple_credentials(cluster: Mapping[str, Any], user: Mapping[str, Any], base: str) -> SimpleKubeconfig | None:
+    """The server and credentials of a kubeconfig's cluster and user entries when they are the
+    plain kind (see the module docstring), else None: the kubernetes client must load them.
+    Relative file names are relative to ``base`` (the kubeconfig's directory)."""
+    if set(cluster) - _SIMPLE_CLUSTER_KEYS or set(user) - _SIMPLE_USER_KEYS:
+        return None
+    if not str(cluster.get("server", "")).startswith("https://"):
+        return None
+    has_cert = bool(user.get("client-certificate-data") or user.get("client-certificate"))
+    if has_cert != bool(user.get("client-key-data") or user.get("client-key")):
+        return None  # a certificate without its key, or the reverse: the library names the problem
+
+    def path_of(value: Any) -> str:
+        return str(value) if os.path.isabs(str(value)) else os.path.join(base, str(value))
+
+    def credential(data_key: str, file_key: str) -> str | None:
+        if user.get(data_key):
+            return _in_memory_file(base64.b64decode(user[data_key]))
+        return path_of(user[file_key]) if user.get(file_key) else None
+
+    out = SimpleKubeconfig(server=str(cluster["server"]), insecure=bool(cluster.get("insecure-skip-tls-verify")))
+    if cluster.get("certificate-authority-data"):
+        out.ca_data = base64.b64decode(cluster["certificate-authority-data"])
+    elif cluster.get("certificate-authority"):
+        out.ca_file = path_of(cluster["certificate-authority"])
+    if user.get("token"):
+        out.token = str(user["token"])
+    if has_cert:
+        out.cert_file = credential("client-certificate-data", "client-certificate")
+        out.key_file = credential("client-key-data", "client-key") if out.cert_file else None
+        if not out.key_file:
+            return None  # no memfd on this system
+    return out
+
+
 def simple_kubeconfig(params: Mapping[str, Any]) -> SimpleKubeconfig | None:
-    """The context's server and credentials when it is the plain kind (see the module docstring),
-    else None: the caller then lets the kubernetes client load it."""
+    """simple_credentials of the context the connection options select, or None when the options
+    or the kubeconfig need the kubernetes client (options given directly, merged files, errors)."""
     if any(params.get(option) not in (None, "") for option in _DIRECT_OPTIONS):
         return None
     kubeconfig = params.get("kubeconfig")
@@ -330,39 +366,7 @@ def simple_kubeconfig(params: Mapping[str, Any]) -> SimpleKubeconfig | None:
         user = next(u.get("user") or {} for u in config.get("users") or [] if u.get("name") == context.get("user"))
     except (StopIteration, AttributeError, KeyError, TypeError):
         return None  # the library says precisely what is wrong
-    if set(cluster) - _SIMPLE_CLUSTER_KEYS or set(user) - _SIMPLE_USER_KEYS:
-        return None
-    if set(context) - {"cluster", "user", "namespace"}:
-        return None
-    if not str(cluster.get("server", "")).startswith("https://"):
-        return None
-
-    def path_of(value: str) -> str:
-        return value if os.path.isabs(value) else os.path.join(base, value)
-
-    def decoded(key: str) -> bytes | None:
-        return base64.b64decode(user[key]) if user.get(key) else None
-
-    out = SimpleKubeconfig(server=str(cluster["server"]), insecure=bool(cluster.get("insecure-skip-tls-verify")))
-    if cluster.get("certificate-authority-data"):
-        out.ca_data = base64.b64decode(cluster["certificate-authority-data"])
-    elif cluster.get("certificate-authority"):
-        out.ca_file = path_of(str(cluster["certificate-authority"]))
-    if user.get("token"):
-        out.token = str(user["token"])
-    cert = decoded("client-certificate-data") or None
-    key = decoded("client-key-data") or None
-    if cert:
-        out.cert_file = _in_memory_file(cert)
-    elif user.get("client-certificate"):
-        out.cert_file = path_of(str(user["client-certificate"]))
-    if key:
-        out.key_file = _in_memory_file(key)
-    elif user.get("client-key"):
-        out.key_file = path_of(str(user["client-key"]))
-    if (cert and not out.cert_file) or (key and not out.key_file) or bool(out.cert_file) != bool(out.key_file):
-        return None
-    return out
+    return simple_credentials(cluster, user, base)
 
 
 def build_client(params: Mapping[str, Any], *, pool_size: int = 10, user_agent: str | None = None) -> KubeClient:
@@ -373,7 +377,7 @@ def build_client(params: Mapping[str, Any], *, pool_size: int = 10, user_agent: 
     if simple is not None:
         try:
             return KubeClient(Urllib3Transport(simple, max(int(pool_size), 4), user_agent or "mybinder.deploy"))
-        except (ssl.SSLError, OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise KubeConnectionError(
                 f"could not use the credentials of the kubeconfig context: {exc}. Check its certificate-authority, "
                 "client-certificate and client-key (files readable, key matching the certificate)"

@@ -63,6 +63,7 @@ def test_inline_key_material_lives_in_memory_never_in_a_file(tmp_path, monkeypat
     for fd_path, data in ((cfg.cert_file, CERT), (cfg.key_file, KEY)):
         assert fd_path.startswith("/proc/self/fd/")
         assert os.readlink(fd_path).startswith("/memfd:")
+        assert not os.get_inheritable(int(fd_path.rsplit("/", 1)[1]))  # no child process gets the key
         with open(fd_path, "rb") as fh:
             assert fh.read() == data
     assert list(temp.iterdir()) == []
@@ -101,12 +102,12 @@ def test_kubeconfig_comes_from_KUBECONFIG_when_not_given(tmp_path, monkeypatch):
         (None, {"server": "https://10.0.0.1", "proxy-url": "http://proxy:3128"}, None, {}),
         (None, {"server": "https://10.0.0.1", "tls-server-name": "kubernetes"}, None, {}),
         (None, {"server": "http://10.0.0.1:8080"}, None, {}),
-        (None, None, {"extensions": []}, {}),
         (None, None, None, {"host": "https://10.0.0.2"}),
         (None, None, None, {"validate_certs": False}),
         (None, None, None, {"api_key": "k"}),
         (None, None, None, {"proxy": "http://proxy:3128"}),
         ({"client-certificate": "a.crt"}, None, None, {}),  # a certificate without its key
+        ({"client-key-data": "a2V5"}, None, None, {}),  # a key without its certificate
     ],
 )
 def test_everything_else_is_left_to_the_kubernetes_library(tmp_path, user, cluster, context, params):
