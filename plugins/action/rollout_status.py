@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.mybinder.deploy.plugins.modules import rollout_status
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._rounds import run_rounds
 
 SHOWN = 4
@@ -34,5 +35,9 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         timeout = float(args.get("timeout", 300))
         interval = float(args.get("progress_interval", 10))
-        result.update(run_rounds(self, task_vars, "mybinder.deploy.rollout_status", args, timeout, interval, describe))
+        result.update(
+            run_rounds(
+                self, task_vars, rollout_status, "mybinder.deploy.rollout_status", args, timeout, interval, describe
+            )
+        )
         return result

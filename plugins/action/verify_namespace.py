@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.mybinder.deploy.plugins.modules import verify_namespace
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._rounds import run_rounds
 
 SHOWN = 3
@@ -34,6 +35,8 @@ class ActionModule(ActionBase):
         timeout = float(args.get("timeout", 120))
         interval = float(args.get("progress_interval", 10))
         result.update(
-            run_rounds(self, task_vars, "mybinder.deploy.verify_namespace", args, timeout, interval, describe)
+            run_rounds(
+                self, task_vars, verify_namespace, "mybinder.deploy.verify_namespace", args, timeout, interval, describe
+            )
         )
         return result

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from ansible.utils.display import Display
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import run_module
 
 display = Display()
 
@@ -23,15 +25,16 @@ display = Display()
 def run_rounds(
     action: Any,
     task_vars: dict[str, Any],
-    module: str,
+    module: ModuleType,
+    module_name: str,
     args: dict[str, Any],
     timeout: float,
     interval: float,
     describe: Callable[[dict[str, Any], float, float], str],
 ) -> dict[str, Any]:
-    """Call `module` with wait_seconds/fail_on_timeout set per round until it is done, fails, or
-    `timeout` seconds have passed (the last round fails on timeout). `describe(result, elapsed,
-    timeout)` makes the progress line."""
+    """Call `module` (its code; `module_name` its FQCN) with wait_seconds/fail_on_timeout set per
+    round until it is done, fails, or `timeout` seconds have passed (the last round fails on
+    timeout). `describe(result, elapsed, timeout)` makes the progress line."""
     host = task_vars.get("inventory_hostname", "")
     start = time.monotonic()
     interval = max(1.0, float(interval))
@@ -43,7 +46,7 @@ def run_rounds(
         wait = min(interval, budget)
         round_args = dict(args, wait_seconds=wait, fail_on_timeout=last)
         t0 = time.monotonic()
-        result = action._execute_module(module_name=module, module_args=round_args, task_vars=task_vars)
+        result = run_module(action, module, module_name, round_args, task_vars)
         took = time.monotonic() - t0
         elapsed = time.monotonic() - start
         if result.get("failed") or result.get("done") or last:

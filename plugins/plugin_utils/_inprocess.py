@@ -1,0 +1,122 @@
+# Copyright (c) mybinder.deploy developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run this collection's modules inside Ansible's worker process when the target is the controller.
+
+Why: every module task normally starts a new Python interpreter, which unpacks the module, imports
+ansible's module_utils and our own (and often the kubernetes client), and only then does its work.
+For the deploy's tasks that costs 0.3-1 s each, most of a no-op deploy. The cluster hosts of this
+collection are reached with ``ansible_connection: local`` and the controller's own Python, so the
+module would run on this machine with this interpreter anyway. In that case the action plugin
+calls the module's ``main()`` here, in the worker process Ansible forked for this task, which has
+already imported the module (the strategy loads action plugins in the main process before it
+forks, and each plugin imports its module). The module sees exactly what it would see in its own
+process: the same arguments with the same internal ``_ansible_*`` settings (check mode, diff,
+no_log, verbosity), the task's environment, and its result goes through the same decoding and
+clean-up as a module's output.
+
+Everything else (another connection, become, async, another interpreter) runs the module the
+usual way, and so does every run when ``MYBINDER_DEPLOY_IN_PROCESS=0`` is set on the controller.
+
+The worker is a fork that ends with the task, so what a module changes in its process (the
+environment, signal handlers, module-level caches) goes with it, as it would with a process of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from types import ModuleType
+from typing import Any
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.json import Direction, get_module_encoder
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible.vars.clean import remove_internal_keys
+
+display = Display()
+
+LOCAL = ("local", "ansible.builtin.local")
+# Our modules declare no serialization profile, so Ansible gives them the legacy one.
+PROFILE = "legacy"
+SWITCH = "MYBINDER_DEPLOY_IN_PROCESS"
+
+
+def in_process_possible(action: ActionBase, task_vars: dict[str, Any]) -> bool:
+    """True when the module would run on this machine with this very interpreter."""
+    if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if getattr(action._connection, "transport", "") not in LOCAL:
+        return False
+    if action._play_context.become or action._task.async_val:
+        return False
+    interpreter = task_vars.get("ansible_python_interpreter")
+    if not interpreter:
+        return False  # interpreter discovery would choose one; let it
+    interpreter = action._templar.template(interpreter)
+    return os.path.realpath(os.path.expanduser(str(interpreter))) == os.path.realpath(sys.executable)
+
+
+def run_module(
+    action: ActionBase, module: ModuleType, module_name: str, module_args: dict[str, Any], task_vars: dict[str, Any]
+) -> dict[str, Any]:
+    """Run ``module`` (imported module code of this collection) with ``module_args``, here if
+    possible, in its own process otherwise; return the cleaned result as _execute_module does."""
+    if not in_process_possible(action, task_vars):
+        return action._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
+
+    args = dict(module_args)
+    action._update_module_args(module_name, args, task_vars)
+    encoder = get_module_encoder(PROFILE, Direction.CONTROLLER_TO_MODULE)
+    params = json.dumps({"ANSIBLE_MODULE_ARGS": args}, cls=encoder).encode()
+
+    environment: dict[str, Any] = {}
+    action._compute_environment_string(environment)
+    os.environ.update({str(k): str(v) for k, v in environment.items()})
+
+    basic._ANSIBLE_ARGS = params
+    basic._ANSIBLE_PROFILE = PROFILE
+    basic._PARSED_MODULE_ARGS = None  # parsed once per process: a second run here must parse again
+    out = io.StringIO()
+    display.vvv(f"Running module {module_name} in the worker process (local connection, same interpreter)")
+    try:
+        with contextlib.redirect_stdout(out):
+            module.main()
+        failure: dict[str, Any] | None = {"failed": True, "msg": f"module {module_name} returned without a result"}
+    except SystemExit:
+        failure = None  # exit_json / fail_json printed the result and exited, as modules do
+    except Exception as exc:  # what the AnsiballZ wrapper reports for an unhandled module exception
+        display.vvv(f"module {module_name} raised {exc!r}")
+        failure = {"failed": True, "msg": f"module {module_name} failed: {type(exc).__name__}: {exc}"}
+    finally:
+        basic._ANSIBLE_ARGS = None
+        basic._PARSED_MODULE_ARGS = None
+    if failure is not None:
+        return failure
+
+    data = action._parse_returned_data({"stdout": out.getvalue(), "stderr": "", "rc": 0}, PROFILE)
+    remove_internal_keys(data)
+    for stream in ("stdout", "stderr"):
+        if stream in data and f"{stream}_lines" not in data:
+            data[f"{stream}_lines"] = (data.get(stream) or "").splitlines()
+    return data
+
+
+class ModuleAction(ActionBase):
+    """Action plugin of one of this collection's modules: runs it in process when possible.
+
+    Subclasses set ``module`` (the imported module code) and ``module_name`` (its FQCN)."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = True
+    module: ModuleType
+    module_name: str
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        result.update(run_module(self, self.module, self.module_name, dict(self._task.args), task_vars))
+        return result
