@@ -204,7 +204,8 @@ class Urllib3Transport:
         self, method: str, path: str, query: list[tuple[str, Any]], headers: dict[str, str], body: Any, timeout: float
     ) -> tuple[int, str, bytes]:
         url = self.host + path + ("?" + urlencode(query) if query else "")
-        data = None if body is None else json.dumps(body).encode("utf-8")
+        # A str body is sent as it is (e.g. an apply patch); anything else as JSON.
+        data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
         try:
             response = self.pool.request(
                 method,

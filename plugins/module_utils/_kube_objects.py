@@ -1,0 +1,236 @@
+# Copyright (c) mybinder.deploy developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading and server-side applying Kubernetes objects as plain JSON (collection-private).
+
+Why not kubernetes.core.k8s / k8s_info: they are right, but every task is a Python process that
+imports the kubernetes client and loads its API discovery (about a second each here), and the
+deploy reads and applies a handful of objects per stage. These modules run in Ansible's worker
+process (plugin_utils/_inprocess.py) over _kube_client's connection, discover only the API
+groups they touch, and decide "changed" the way kubernetes.core does for a server-side apply:
+the object before and after, compared without the fields the server maintains.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
+
+# Fields the API server writes on every change, or that say nothing about the desired state.
+_VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+class KubeObjectError(Exception):
+    pass
+
+
+class Resources:
+    """API discovery for the group versions asked about, one request per group version."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self._groups: dict[str, list[dict[str, Any]] | None] = {}
+
+    def find(self, api_version: str, kind: str) -> dict[str, Any] | None:
+        """The resource (name, namespaced, ...) serving kind in api_version; None if the server has none."""
+        if api_version not in self._groups:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            try:
+                self._groups[api_version] = self.client.request("GET", base).get("resources") or []
+            except KubeApiError as exc:
+                if exc.status != 404:
+                    raise
+                self._groups[api_version] = None
+        for res in self._groups[api_version] or []:
+            if res.get("kind") == kind and "/" not in res.get("name", ""):
+                return res
+        return None
+
+    def path(self, api_version: str, kind: str, namespace: str | None = None, name: str | None = None) -> str:
+        res = self.find(api_version, kind)
+        if res is None:
+            raise KubeObjectError(f"the API server does not serve {kind} in {api_version}")
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        if res.get("namespaced") and namespace:
+            base += f"/namespaces/{namespace}"
+        out = f"{base}/{res['name']}"
+        return f"{out}/{name}" if name else out
+
+
+def object_key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind', '?')} {where}{meta.get('name', '?')}"
+
+
+def normalized(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """obj without status and the metadata the server maintains."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for key in _VOLATILE_METADATA:
+        meta.pop(key, None)
+    annotations = meta.get("annotations") or {}
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    if not annotations:
+        meta.pop("annotations", None)
+    return out
+
+
+def redacted(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A Secret's values replaced by a marker, for diffs."""
+    if obj is None or obj.get("kind") != "Secret":
+        return obj
+    out = copy.deepcopy(obj)
+    for key in ("data", "stringData"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: "<redacted>" for k in out[key]}
+    return out
+
+
+def apply(
+    client: KubeClient,
+    resources: Resources,
+    definition: dict[str, Any],
+    field_manager: str,
+    force_conflicts: bool,
+    dry_run: bool,
+    default_namespace: str | None = None,
+) -> dict[str, Any]:
+    """Server-side apply one object; returns key, changed, created, before and after."""
+    api_version, kind = definition.get("apiVersion"), definition.get("kind")
+    meta = definition.get("metadata") or {}
+    if not api_version or not kind or not meta.get("name"):
+        raise KubeObjectError(f"an object needs apiVersion, kind and metadata.name: {object_key(definition)}")
+    res = resources.find(api_version, kind)
+    if res is None:
+        raise KubeObjectError(
+            f"the API server does not serve {kind} in {api_version} ({object_key(definition)}); "
+            "are its CustomResourceDefinitions installed?"
+        )
+    body = copy.deepcopy(definition)
+    if res.get("namespaced"):
+        body["metadata"]["namespace"] = meta.get("namespace") or default_namespace or "default"
+    else:
+        body["metadata"].pop("namespace", None)
+    path = resources.path(api_version, kind, body["metadata"].get("namespace"), meta["name"])
+    try:
+        before = client.request("GET", path)
+    except KubeApiError as exc:
+        if exc.status != 404:
+            raise
+        before = None
+    query = {"fieldManager": field_manager, "force": "true" if force_conflicts else None}
+    if dry_run:
+        query["dryRun"] = "All"
+    after = client.request(
+        "PATCH", path, query=query, body=json.dumps(body), content_type="application/apply-patch+yaml"
+    )
+    changed = before is None or normalized(before) != normalized(after)
+    return {
+        "key": object_key(body),
+        "changed": changed,
+        "created": before is None,
+        "before": before,
+        "after": after,
+    }
+
+
+def _placed(resources: Resources, obj: dict[str, Any], namespace: str) -> tuple[dict[str, Any], str]:
+    """A copy of obj with its namespace settled, and the path of its collection."""
+    api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    res = resources.find(api_version, kind)
+    if res is None:
+        raise KubeObjectError(f"the API server does not serve {kind} in {api_version} ({object_key(obj)})")
+    body = copy.deepcopy(obj)
+    meta = body.setdefault("metadata", {})
+    if res.get("namespaced"):
+        meta["namespace"] = meta.get("namespace") or namespace
+    else:
+        meta.pop("namespace", None)
+    return body, resources.path(api_version, kind, meta.get("namespace"))
+
+
+def dry_run_apply(client: KubeClient, resources: Resources, obj: dict[str, Any], namespace: str) -> str | None:
+    """None when the server accepts obj as a server-side apply, or else as a replacement of the
+    live object; the server's message otherwise (see _helm.server_validate)."""
+    body, base = _placed(resources, obj, namespace)
+    path = f"{base}/{body['metadata'].get('name', '')}"
+    query = {"fieldManager": "mybinder-deploy-validate", "force": "true", "dryRun": "All"}
+    try:
+        client.request("PATCH", path, query=query, body=json.dumps(body), content_type="application/apply-patch+yaml")
+        return None
+    except KubeApiError as exc:
+        problem = exc.message
+        if exc.status not in (409, 422, 500):  # conflicts and invalid objects may be the merge's doing
+            return problem
+    try:
+        live = client.request("GET", path)
+    except KubeApiError:
+        return problem
+    body["metadata"]["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
+    try:
+        client.request("PUT", path, query={"dryRun": "All", "fieldManager": "mybinder-deploy-validate"}, body=body)
+        return None
+    except KubeApiError:
+        return problem
+
+
+def dry_run_create(client: KubeClient, resources: Resources, obj: dict[str, Any], namespace: str) -> str | None:
+    """None when the server accepts creating obj under a generated name; its message otherwise."""
+    body, base = _placed(resources, obj, namespace)
+    meta = body["metadata"]
+    meta["generateName"] = str(meta.pop("name", "hook"))[:50] + "-"
+    try:
+        client.request("POST", base, query={"dryRun": "All", "fieldManager": "mybinder-deploy-validate"}, body=body)
+        return None
+    except KubeApiError as exc:
+        return exc.message
+
+
+def read(
+    client: KubeClient,
+    resources: Resources,
+    api_version: str,
+    kind: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    metadata_only: bool = False,
+) -> tuple[bool, list[dict[str, Any]]]:
+    """(whether the server serves the kind, the matching objects)."""
+    if resources.find(api_version, kind) is None:
+        return False, []
+    path = resources.path(api_version, kind, namespace, name)
+    accept = METADATA_ACCEPT if metadata_only else "application/json"
+    if name:
+        try:
+            obj = client.request("GET", path, accept=accept.replace("List", ""))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return True, []
+            raise
+        return True, [obj]
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = client.request(
+            "GET",
+            path,
+            accept=accept,
+            query={"labelSelector": label_selector, "fieldSelector": field_selector, "limit": 500, "continue": token},
+        )
+        for item in page.get("items") or []:
+            if not metadata_only:  # list items come without them
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+            items.append(item)
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return True, items
