@@ -10,7 +10,8 @@ module: helm_release
 short_description: Install or upgrade a Helm release only when what it deploys changed, recovering stuck releases
 version_added: 0.1.0
 description:
-  - Renders the release the way C(helm upgrade) would (C(helm template --dry-run=server --validate --is-upgrade),
+  - Renders the release the way C(helm upgrade) would (C(helm template --dry-run=server --validate --is-upgrade
+    --disable-openapi-validation),
     with live lookups, the cluster's Kubernetes and API versions) and compares the rendered objects (hooks included),
     one by one, with the deployed release (C(helm get manifest), C(helm get hooks)), the chart name, version and
     appVersion with C(helm history), and the values through a digest of the values files recorded in the
@@ -34,7 +35,7 @@ author:
   - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13 (C(--dry-run=server)), < 4
-  - kubectl (for O(validate))
+  - kubernetes (Python client) >= 24, for O(validate) with kubeconfig contexts other than plain certificates or tokens
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -61,9 +62,24 @@ options:
     required: true
     aliases: [release_namespace]
   chart_ref:
-    description: Path of the chart directory (its dependencies must already be in its C(charts/) directory).
+    description:
+      - Path of the chart directory (its dependencies must already be in its C(charts/) directory).
+      - With O(chart_repo_url), the name of the chart in that repository.
     type: path
     required: true
+  chart_repo_url:
+    description:
+      - URL of the Helm chart repository that serves O(chart_ref) (upstream, or a mirror).
+      - The chart is downloaded once per digest into O(chart_cache_dir); later runs ask the repository only
+        whether its index changed (a 304 answer costs no download), so a no-op deploy downloads nothing.
+      - The archive must have the digest the repository's index gives for O(chart_version).
+    type: str
+  chart_version:
+    description: The exact chart version to install from O(chart_repo_url).
+    type: str
+  chart_cache_dir:
+    description: Where charts from repositories are kept; E(XDG_CACHE_HOME)/mybinder.deploy/charts by default.
+    type: path
   values_files:
     description:
       - Values files passed to helm in this order; a later file wins over an earlier one (helm's rule).
@@ -71,6 +87,16 @@ options:
     type: list
     elements: path
     default: []
+  values:
+    description:
+      - Values given inline, applied after O(values_files). They reach helm on its standard input, never on its
+        command line or in a file.
+      - Keep secrets in O(values_files) (from the decrypted secret tree).
+    type: dict
+  skip_crds:
+    description: Do not install the chart's C(crds/) directory (C(--skip-crds)), for CRDs applied separately.
+    type: bool
+    default: false
   create_namespace:
     description: Create the release namespace if it does not exist (C(--create-namespace)).
     type: bool
@@ -101,16 +127,14 @@ options:
     default: true
   validate:
     description:
-      - Before upgrading (and in check mode), send every rendered object to the API server as a server-side
-        apply dry run, and fail without changing anything when the server rejects one (wrong value types,
-        invalid quantities, missing required fields, admission). C(helm --dry-run) only renders, so such values
-        otherwise fail half way through the upgrade, after other objects were already changed.
-      - Skipped for a first install into a namespace that does not exist yet. Needs C(kubectl).
+      - Before upgrading (and in check mode), send every rendered object to the API server as a dry run (a
+        server-side apply; for an existing object the apply's merge makes invalid, a replacement), and fail without
+        changing anything when the server rejects one (wrong value types, invalid quantities, missing required
+        fields, admission). C(helm --dry-run) only renders, so such values otherwise fail half way through the
+        upgrade, after other objects were already changed.
+      - Skipped for a first install into a namespace that does not exist yet.
     type: bool
     default: true
-  kubectl_binary:
-    description: The kubectl binary for O(validate); found on E(PATH) when not set.
-    type: path
   binary_path:
     description: The helm binary; found on E(PATH) when not set.
     type: path
@@ -144,6 +168,18 @@ EXAMPLES = r"""
       - secret/config/prod.yaml
     kubeconfig: "{{ cluster_access_kubeconfig_path }}"
   register: release
+
+- name: Install ingress-nginx from its repository, values inline
+  mybinder.deploy.helm_release:
+    name: ingress-nginx
+    namespace: ingress-nginx
+    chart_ref: ingress-nginx
+    chart_repo_url: https://kubernetes.github.io/ingress-nginx
+    chart_version: 4.14.1
+    values:
+      controller:
+        replicaCount: 2
+  register: ingress
 
 - name: Show what a deploy would change, per object, without changing anything
   mybinder.deploy.helm_release:
@@ -236,6 +272,27 @@ changes:
     modified: ["Deployment prod/hub"]
     values_changed: [hub.image.tag]
     chart_changed: false
+chart_info:
+  description: The chart that was rendered, and whether it is a test stand-in (annotation C(mybinder.org/stand-in)).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Chart name.
+      type: str
+    version:
+      description: Chart version.
+      type: str
+    app_version:
+      description: The chart's appVersion.
+      type: str
+    stand_in:
+      description: Whether the chart is a stand-in for offline tests (it runs none of the real software).
+      type: bool
+    stand_in_for:
+      description: What the stand-in stands in for (annotation C(mybinder.org/stand-in-for)); empty otherwise.
+      type: str
+  sample: {name: ingress-nginx, version: 4.14.1, app_version: 1.14.1, stand_in: false, stand_in_for: ""}
 workloads:
   description: Deployments, StatefulSets and DaemonSets of the release, for M(mybinder.deploy.rollout_status).
   returned: always
@@ -248,7 +305,14 @@ command:
   type: str
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import (
+    ChartRepoError,
+    chart_info,
+    pulled_chart,
+)
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     DIGEST_MARK,
     HAS_YAML,
@@ -268,6 +332,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     values_digest,
     workloads,
 )
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeConnectionError, build_client
 
 
 def run(module: AnsibleModule) -> dict:
@@ -283,8 +348,13 @@ def run(module: AnsibleModule) -> dict:
         context=p["context"],
         namespace=ns,
     )
-    chart, values = p["chart_ref"], p["values_files"]
-    digest = values_digest(values)
+    chart, values, inline = p["chart_ref"], p["values_files"], p["values"]
+    if p["chart_repo_url"]:
+        try:
+            chart = pulled_chart(p["chart_repo_url"], chart, p["chart_version"], p["chart_cache_dir"])
+        except ChartRepoError as exc:
+            raise HelmError(f"release {name}: {exc}; nothing was deployed") from exc
+    digest = values_digest(values, inline)
     opts = UpgradeOptions(
         create_namespace=p["create_namespace"],
         cleanup_on_fail=p["cleanup_on_fail"],
@@ -292,8 +362,16 @@ def run(module: AnsibleModule) -> dict:
         timeout=p["timeout"],
         take_ownership=p["take_ownership"],
         description=f"{DIGEST_MARK}{digest}",
+        skip_crds=p["skip_crds"],
     )
 
+    # The render does not depend on the release record except for .Release.IsUpgrade: start it
+    # now, as an upgrade (the usual case), while the record is read; a first install renders again.
+    pool = ThreadPoolExecutor(max_workers=1)
+    render_as_upgrade = pool.submit(
+        helm.template, name, chart, values, is_upgrade=True, inline=inline, skip_crds=p["skip_crds"]
+    )
+    pool.shutdown(wait=False)
     history = helm.history(name)
     recovered = recover(module, helm, name, ns, history)
     if recovered and not module.check_mode:
@@ -308,7 +386,9 @@ def run(module: AnsibleModule) -> dict:
     serving_status = "deployed" if recovered and current else (current or {}).get("info", {}).get("status", "")
 
     try:
-        rendered = helm.template(name, chart, values, is_upgrade=current is not None)
+        rendered = render_as_upgrade.result()
+        if current is None:
+            rendered = helm.template(name, chart, values, is_upgrade=False, inline=inline, skip_crds=p["skip_crds"])
     except HelmError as exc:
         exc.msg = f"rendering release {name} (chart {chart}) failed, nothing was deployed: {exc.msg}"
         exc.extra = {
@@ -322,7 +402,7 @@ def run(module: AnsibleModule) -> dict:
     values_changed: list[str] = []
     if current is not None and recorded_digest(current["info"].get("description", "")) != digest:
         # The files changed (or this revision was not made by this module): compare the values.
-        values_changed = value_paths(helm.values(name, current["version"]), user_values(values))
+        values_changed = value_paths(helm.values(name, current["version"]), user_values(values, inline))
     cmp = compare(current, rendered, values_changed, want_diff=module._diff)
     # A release whose last upgrade failed is redeployed even when the render equals it: its status
     # must become "deployed" again.
@@ -330,12 +410,13 @@ def run(module: AnsibleModule) -> dict:
     previous = serving_revision(current, serving_status, history)
 
     if upgrade and p["validate"]:
-        kubectl = [p["kubectl_binary"] or module.get_bin_path("kubectl", required=True)]
-        if p["kubeconfig"]:
-            kubectl += ["--kubeconfig", p["kubeconfig"]]
-        if p["context"]:
-            kubectl += ["--context", p["context"]]
-        problem = server_validate(kubectl, ns, rendered)
+        try:
+            client = build_client(
+                {"kubeconfig": p["kubeconfig"], "context": p["context"]}, user_agent="mybinder.deploy/helm_release"
+            )
+        except KubeConnectionError as exc:
+            raise HelmError(f"release {name}: cannot validate against the cluster: {exc}") from exc
+        problem = server_validate(client, ns, rendered)
         if problem:
             raise HelmError(
                 f"the API server rejects what release {name} would deploy, so nothing was deployed"
@@ -357,12 +438,13 @@ def run(module: AnsibleModule) -> dict:
         "changes": cmp.summary(),
         "workloads": workloads(rendered),
         "release": summarize(current, name, ns),
+        "chart_info": chart_info(chart),
     }
     if module._diff:
         result["diff"] = cmp.diffs
     if not upgrade:
         return result
-    result["command"] = " ".join(helm.base() + helm.upgrade_args(name, chart, values, opts))
+    result["command"] = " ".join(helm.base() + helm.upgrade_args(name, chart, values, opts, inline is not None))
     if module.check_mode:
         # The revision the upgrade would create (after the rollback a recovery would add).
         latest = 0 if recovered and recovered["action"] == "uninstall" else (history[-1]["revision"] if history else 0)
@@ -372,7 +454,7 @@ def run(module: AnsibleModule) -> dict:
         )
         return result
     try:
-        helm.upgrade(name, chart, values, opts)
+        helm.upgrade(name, chart, values, opts, inline)
     except HelmError as exc:
         # The caller rolls back to previous_revision when the failed upgrade left a revision.
         after = helm.history(name, max_revisions=1)
@@ -466,7 +548,12 @@ def main() -> None:
             "name": {"type": "str", "required": True, "aliases": ["release_name"]},
             "namespace": {"type": "str", "required": True, "aliases": ["release_namespace"]},
             "chart_ref": {"type": "path", "required": True},
+            "chart_repo_url": {"type": "str"},
+            "chart_version": {"type": "str"},
+            "chart_cache_dir": {"type": "path"},
             "values_files": {"type": "list", "elements": "path", "default": []},
+            "values": {"type": "dict"},
+            "skip_crds": {"type": "bool", "default": False},
             "create_namespace": {"type": "bool", "default": True},
             "cleanup_on_fail": {"type": "bool", "default": True},
             "history_max": {"type": "int", "default": 10},
@@ -474,7 +561,6 @@ def main() -> None:
             "take_ownership": {"type": "bool", "default": False},
             "recover_pending": {"type": "bool", "default": True},
             "validate": {"type": "bool", "default": True},
-            "kubectl_binary": {"type": "path"},
             "binary_path": {"type": "path"},
             "kubeconfig": {
                 "type": "path",
@@ -484,6 +570,7 @@ def main() -> None:
             "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
         },
         supports_check_mode=True,
+        required_together=[("chart_repo_url", "chart_version")],
     )
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)

@@ -1,0 +1,150 @@
+"""mybinder.deploy.helm_release with charts from a Helm repository (how the TLS and ingress roles
+install cert-manager, kube-lego and ingress-nginx): inline values, a download only when the
+digest the index lists is new (an unchanged repository answers 304), a chart republished under
+the same version is deployed, a tampered archive and an unknown version are refused with nothing
+deployed, and stand-ins are reported as such."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from deploy_testlib import helm, small_chart
+from tasks_testlib import run_tasks
+
+
+class Repo:
+    """A chart repository served over HTTP from a directory, recording the paths asked for."""
+
+    def __init__(self, root: Path, helm_bin: Path) -> None:
+        self.root = root
+        self.helm_bin = helm_bin
+        self.requests: list[str] = []
+        repo = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):  # answers If-Modified-Since with 304
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=str(root), **kw)
+
+            def log_request(self, code="-", size="-"):
+                repo.requests.append(f"{self.path} {code}")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def publish(self, chart: Path) -> None:
+        for old in self.root.glob("*.tgz"):
+            old.unlink()
+        subprocess.run(
+            [str(self.helm_bin), "package", str(chart), "-d", str(self.root)], check=True, capture_output=True
+        )
+        subprocess.run([str(self.helm_bin), "repo", "index", str(self.root)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(cluster, tmp_path) -> Iterator[Repo]:
+    (tmp_path / "repo").mkdir()
+    r = Repo(tmp_path / "repo", cluster.bin_dir / "helm")
+    yield r
+    r.server.shutdown()
+
+
+def release_task(cluster, namespace: str, repo: Repo, cache: Path, **more) -> dict:
+    args = {
+        "name": "web",
+        "namespace": namespace,
+        "chart_ref": "small",
+        "chart_repo_url": repo.url,
+        "chart_version": "1.0.0",
+        "chart_cache_dir": str(cache),
+        "values": {"web": {"message": "inline", "replicas": 1}},
+        "kubeconfig": str(cluster.kubeconfig),
+    }
+    args.update(more)
+    return {"mybinder.deploy.helm_release": args}
+
+
+def test_install_inline_values_then_no_download_and_no_change(cluster, namespace, repo, tmp_path):
+    chart = small_chart(tmp_path / "small")
+    repo.publish(chart)
+    cache = tmp_path / "cache"
+    (first,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    assert first["changed"] and first["upgraded"], first
+    assert first["chart_info"] == {
+        "name": "small",
+        "version": "1.0.0",
+        "app_version": "1",
+        "stand_in": False,
+        "stand_in_for": "",
+    }
+    assert cluster.get_json("configmap", "web-config", "-n", namespace)["data"] == {"message": "inline"}
+    values = helm(cluster, "get", "values", "web", "-n", namespace, "-o", "json").stdout
+    assert '"message":"inline"' in values.replace(" ", "")
+    assert any(r.startswith("/small-1.0.0.tgz 200") for r in repo.requests), repo.requests
+
+    repo.requests.clear()
+    (again,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    assert not again["changed"] and not again["upgraded"], again
+    assert repo.requests == ["/index.yaml 304"], repo.requests  # nothing downloaded
+
+    (other_values,) = run_tasks(
+        tmp_path, [release_task(cluster, namespace, repo, cache, values={"web": {"message": "changed"}})]
+    )
+    assert other_values["changed"] and "web.message" in other_values["changes"]["values_changed"]
+
+
+def test_a_chart_republished_under_the_same_version_is_deployed(cluster, namespace, repo, tmp_path):
+    chart = small_chart(tmp_path / "small")
+    repo.publish(chart)
+    cache = tmp_path / "cache"
+    run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    template = chart / "templates" / "web.yaml"
+    template.write_text(template.read_text().replace("message: {{", "note: edited\n  message: {{"))
+    repo.publish(chart)  # same name and version, new digest
+    (result,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    assert result["changed"] and result["changes"]["modified"] == [f"ConfigMap {namespace}/web-config"], result
+    assert cluster.get_json("configmap", "web-config", "-n", namespace)["data"]["note"] == "edited"
+
+
+def test_a_tampered_archive_and_an_unknown_version_deploy_nothing(cluster, namespace, repo, tmp_path):
+    chart = small_chart(tmp_path / "small")
+    repo.publish(chart)
+    archive = repo.root / "small-1.0.0.tgz"
+    tampered = tmp_path / "other"
+    shutil.copytree(chart, tampered)
+    (tampered / "values.yaml").write_text("web:\n  replicas: 9\n")
+    subprocess.run([str(repo.helm_bin), "package", str(tampered), "-d", str(tmp_path)], check=True, capture_output=True)
+    shutil.copy(tmp_path / "small-1.0.0.tgz", archive)  # the index still lists the first digest
+    cache = tmp_path / "cache"
+    wrong_digest, unknown = run_tasks(
+        tmp_path,
+        [
+            release_task(cluster, namespace, repo, cache),
+            release_task(cluster, namespace, repo, cache, chart_version="9.9.9"),
+        ],
+    )
+    assert wrong_digest["failed"] and "refusing a chart that is not what the repository lists" in wrong_digest["msg"]
+    assert unknown["failed"] and "has no chart small version 9.9.9 (versions it has: 1.0.0)" in unknown["msg"]
+    assert "nothing was deployed" in unknown["msg"]
+    assert helm(cluster, "status", "web", "-n", namespace, check=False).returncode != 0
+    assert not list(cache.glob("charts/*/small"))  # nothing unverified was kept
+
+
+def test_stand_ins_say_so(cluster, namespace, repo, tmp_path):
+    chart = small_chart(tmp_path / "small")
+    meta = chart / "Chart.yaml"
+    meta.write_text(
+        meta.read_text()
+        + "annotations:\n  mybinder.org/stand-in: 'true'\n  mybinder.org/stand-in-for: small from nowhere\n"
+    )
+    repo.publish(chart)
+    (result,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, tmp_path / "cache")], "--check")
+    assert result["changed"] and result["chart_info"]["stand_in"] is True
+    assert result["chart_info"]["stand_in_for"] == "small from nowhere"
+    assert helm(cluster, "status", "web", "-n", namespace, check=False).returncode != 0  # check mode
