@@ -475,19 +475,39 @@ class Comparison:
     values_changed: list[str]
     chart_changed: bool
     diffs: list[dict[str, str]]
+    # Objects of the release that are gone from the cluster (deleted by hand): an upgrade
+    # recreates them, as `helm upgrade` does.
+    missing: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed or self.modified or self.values_changed or self.chart_changed)
+        return bool(
+            self.added or self.removed or self.modified or self.values_changed or self.chart_changed or self.missing
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
             "added": self.added,
             "removed": self.removed,
             "modified": self.modified,
+            "missing": self.missing,
             "values_changed": self.values_changed,
             "chart_changed": self.chart_changed,
         }
+
+    def note_missing(self, missing: list[str], rendered: dict[str, Any], want_diff: bool) -> None:
+        self.missing = sorted(missing)
+        if want_diff:
+            after = release_objects(rendered)
+            for key in self.missing:
+                self.diffs.append(
+                    {
+                        "before_header": f"{key} (missing in the cluster)",
+                        "after_header": f"{key} (to recreate)",
+                        "before": "",
+                        "after": to_yaml(redact_pair(None, after.get(key))[1]),
+                    }
+                )
 
 
 def compare(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
@@ -179,6 +180,29 @@ def dry_run_apply(client: KubeClient, resources: Resources, obj: dict[str, Any],
         return None
     except KubeApiError:
         return problem
+
+
+def missing(client: KubeClient, resources: Resources, objects: dict[str, dict[str, Any]], namespace: str) -> list[str]:
+    """The keys of ``objects`` that do not exist in the cluster (their metadata read in parallel)."""
+
+    def gone(item: tuple[str, dict[str, Any]]) -> str | None:
+        key, obj = item
+        try:
+            body, base = _placed(resources, obj, namespace)
+        except KubeObjectError:
+            return key  # its kind is not even served
+        try:
+            client.request(
+                "GET", f"{base}/{body['metadata'].get('name', '')}", accept=METADATA_ACCEPT.replace("List", "")
+            )
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return key
+            raise
+        return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return [key for key in pool.map(gone, objects.items()) if key]
 
 
 def dry_run_create(client: KubeClient, resources: Resources, obj: dict[str, Any], namespace: str) -> str | None:

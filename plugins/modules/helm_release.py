@@ -21,6 +21,8 @@ description:
   - So a template edit without a chart version bump is deployed (C(kubernetes.core.helm) compares only the chart
     version and the values unless the helm-diff plugin is installed), and a run with nothing to change reports
     RV(ignore:changed=false).
+  - Objects of the release that were deleted from the cluster by hand are found too (their metadata is read) and
+    make an upgrade, which recreates them.
   - Before upgrading (and in check mode) the API server dry-runs every rendered object (O(validate)) - invalid
     values fail here, with nothing changed, instead of half way through the upgrade.
   - Never passes C(--wait) to helm; wait for the rollout afterwards with M(mybinder.deploy.rollout_status). An
@@ -259,6 +261,11 @@ changes:
       description: Objects to change.
       type: list
       elements: str
+    missing:
+      description: Objects of the deployed release that are gone from the cluster (deleted by hand); an upgrade
+        recreates them, as C(helm upgrade) does.
+      type: list
+      elements: str
     values_changed:
       description: Paths of values that changed (the values themselves are never returned).
       type: list
@@ -270,6 +277,7 @@ changes:
     added: []
     removed: []
     modified: ["Deployment prod/hub"]
+    missing: []
     values_changed: [hub.image.tag]
     chart_changed: false
 chart_info:
@@ -325,14 +333,23 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     compare,
     last_good_revision,
     recorded_digest,
+    release_objects,
     server_validate,
+    split_manifest,
     user_values,
     valid_duration,
     value_paths,
     values_digest,
     workloads,
 )
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeConnectionError, build_client
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
+    KubeApiError,
+    KubeClient,
+    KubeConnectionError,
+    build_client,
+)
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import Resources
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import missing as missing_objects
 
 
 def run(module: AnsibleModule) -> dict:
@@ -404,19 +421,23 @@ def run(module: AnsibleModule) -> dict:
         # The files changed (or this revision was not made by this module): compare the values.
         values_changed = value_paths(helm.values(name, current["version"]), user_values(values, inline))
     cmp = compare(current, rendered, values_changed, want_diff=module._diff)
+    client = None
+    if current is not None:
+        # Objects deleted by hand: helm's record still lists them, `helm upgrade` would recreate them.
+        client = kube_client(p, name)
+        deployed = release_objects(current)
+        kept = {k: o for k, o in split_manifest(rendered["manifest"], ns).items() if k in deployed}
+        try:
+            cmp.note_missing(missing_objects(client, Resources(client), kept, ns), rendered, module._diff)
+        except KubeApiError as exc:
+            raise HelmError(f"release {name}: reading its objects from the cluster failed: {exc}") from exc
     # A release whose last upgrade failed is redeployed even when the render equals it: its status
     # must become "deployed" again.
     upgrade = current is None or serving_status != "deployed" or cmp.changed
     previous = serving_revision(current, serving_status, history)
 
     if upgrade and p["validate"]:
-        try:
-            client = build_client(
-                {"kubeconfig": p["kubeconfig"], "context": p["context"]}, user_agent="mybinder.deploy/helm_release"
-            )
-        except KubeConnectionError as exc:
-            raise HelmError(f"release {name}: cannot validate against the cluster: {exc}") from exc
-        problem = server_validate(client, ns, rendered)
+        problem = server_validate(client or kube_client(p, name), ns, rendered)
         if problem:
             raise HelmError(
                 f"the API server rejects what release {name} would deploy, so nothing was deployed"
@@ -472,6 +493,13 @@ def run(module: AnsibleModule) -> dict:
     after = helm.history(name, max_revisions=1)
     result["release"] = summarize_entry(after[-1] if after else None, name, ns)
     return result
+
+
+def kube_client(p: dict, name: str) -> KubeClient:
+    try:
+        return build_client({"kubeconfig": p["kubeconfig"], "context": p["context"]}, user_agent="mybinder.deploy/helm")
+    except KubeConnectionError as exc:
+        raise HelmError(f"release {name}: cannot connect to the cluster: {exc}") from exc
 
 
 def recover(module: AnsibleModule, helm: Helm, name: str, ns: str, history: list[dict]) -> dict | None:

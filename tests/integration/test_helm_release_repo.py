@@ -93,6 +93,12 @@ def test_install_inline_values_then_no_download_and_no_change(cluster, namespace
     assert not again["changed"] and not again["upgraded"], again
     assert repo.requests == ["/index.yaml 304"], repo.requests  # nothing downloaded
 
+    # an object deleted by hand is found and recreated, as `helm upgrade` would
+    cluster.kubectl("delete", "configmap", "web-config", "-n", namespace)
+    (healed,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    assert healed["changed"] and healed["changes"]["missing"] == [f"ConfigMap {namespace}/web-config"], healed
+    assert cluster.get_json("configmap", "web-config", "-n", namespace)["data"] == {"message": "inline"}
+
     (other_values,) = run_tasks(
         tmp_path, [release_task(cluster, namespace, repo, cache, values={"web": {"message": "changed"}})]
     )
