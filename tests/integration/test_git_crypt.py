@@ -486,6 +486,10 @@ def test_interrupted_unlock_is_rolled_back_and_leaves_no_key(big_origin, tmp_pat
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=module_env({"TMPDIR": str(tmpdir)}),
+            # A shell's background job ignores SIGINT, and a process started with SIGINT ignored keeps
+            # ignoring it (Python then installs no KeyboardInterrupt handler): give the module the
+            # default disposition a terminal's Ctrl-C meets, however the tests were started.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         proc.stdin.write(stdin)
         proc.stdin.close()
