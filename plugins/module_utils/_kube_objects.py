@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -215,6 +216,25 @@ def dry_run_create(client: KubeClient, resources: Resources, obj: dict[str, Any]
         return None
     except KubeApiError as exc:
         return exc.message
+
+
+def wait_established(client: KubeClient, resources: Resources, names: list[str], seconds: float) -> list[str]:
+    """Wait until the named CustomResourceDefinitions are Established; return those that are not."""
+    path = resources.path("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    deadline = time.monotonic() + seconds
+    pending = list(names)
+    while pending:
+        still = []
+        for name in pending:
+            crd = client.request("GET", f"{path}/{name}")
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                still.append(name)
+        pending = still
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(0.2)
+    return []
 
 
 def read(

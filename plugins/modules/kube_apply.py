@@ -19,7 +19,7 @@ description:
   - Why not M(kubernetes.core.k8s) - each of its tasks is a Python process that imports the kubernetes client and
     loads the cluster's API discovery (about a second here); this module runs in Ansible's worker process on the
     controller and discovers only the API groups of its objects. Use M(kubernetes.core.k8s) for anything else
-    (deletion, waiting, templates).
+    (deletion, waiting for other conditions, templates).
 author:
   - mybinder.deploy developers (!UNKNOWN)
 requirements:
@@ -62,6 +62,12 @@ options:
     description: Take over fields that another field manager owns instead of failing on the conflict.
     type: bool
     default: false
+  wait_established:
+    description:
+      - Seconds to wait, after applying, until every CustomResourceDefinition that was created or changed is
+        C(Established) (its API is served); V(0) does not wait. Never waits in check mode.
+    type: int
+    default: 0
 seealso:
   - module: kubernetes.core.k8s
   - module: mybinder.deploy.kube_read
@@ -73,6 +79,7 @@ EXAMPLES = r"""
     src: cert-manager.crds.yaml
     field_manager: mybinder-deploy
     force_conflicts: true
+    wait_established: 60
   register: crds
 
 - name: Keep two ClusterIssuers
@@ -131,6 +138,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects impo
     apply,
     normalized,
     redacted,
+    wait_established,
 )
 
 try:
@@ -173,6 +181,7 @@ def main() -> None:
         "namespace": {"type": "str"},
         "field_manager": {"type": "str", "default": "mybinder-deploy"},
         "force_conflicts": {"type": "bool", "default": False},
+        "wait_established": {"type": "int", "default": 0},
     }
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(
@@ -211,6 +220,16 @@ def main() -> None:
                         "before": to_yaml(redacted(normalized(out["before"]))),
                         "after": to_yaml(redacted(normalized(out["after"]))),
                     }
+                )
+        if p["wait_established"] > 0 and not module.check_mode:
+            crds = [r["name"] for r in results if r["changed"] and r["kind"] == "CustomResourceDefinition"]
+            pending = wait_established(client, resources, crds, p["wait_established"])
+            if pending:
+                module.fail_json(
+                    msg=f"CustomResourceDefinitions not Established after {p['wait_established']} s: "
+                    + ", ".join(pending),
+                    results=results,
+                    changed=True,
                 )
     except (KubeObjectError, KubeConnectionError) as exc:
         module.fail_json(msg=str(exc))

@@ -189,3 +189,46 @@ def test_read_by_kind_name_selector_and_metadata_only(cluster, namespace, tmp_pa
     assert unknown["api_found"] is False and unknown["resources"] == []
     assert [s["metadata"]["name"] for s in secrets["resources"]] == ["labelled"]
     assert "data" not in secrets["resources"][0] and SECRET not in json.dumps(secrets)
+
+
+def test_new_crds_are_waited_for_until_established(cluster, tmp_path):
+    group = f"w{tmp_path.name[-6:].lower().replace('_', '')}.example.org"
+
+    def crd(plural: str, kind: str) -> dict:
+        return {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {
+                "group": group,
+                "names": {"kind": kind, "plural": plural},
+                "scope": "Cluster",
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    }
+                ],
+            },
+        }
+
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 1}}
+    try:
+        applied, used, clash = play(
+            tmp_path,
+            cluster.kubeconfig,
+            [
+                {"mybinder.deploy.kube_apply": {"definition": crd("widgets", "Widget"), "wait_established": 30}},
+                {"mybinder.deploy.kube_apply": {"definition": widget}},
+                # the same kind again under another name: the API server never establishes it
+                {"mybinder.deploy.kube_apply": {"definition": crd("gadgets", "Widget"), "wait_established": 3}},
+            ],
+        )
+        assert applied["changed"] and not applied.get("failed"), applied
+        assert used["changed"] and not used.get("failed"), used
+        assert clash["failed"] and f"not Established after 3 s: gadgets.{group}" in clash["msg"], clash
+    finally:
+        for plural in ("widgets", "gadgets"):
+            cluster.kubectl("delete", "crd", f"{plural}.{group}", "--ignore-not-found", "--wait=false")
