@@ -147,13 +147,9 @@ def pulled_chart(repo: str, name: str, version: str, cache_dir: str | None = Non
     return chart
 
 
-def chart_info(chart_dir: str) -> dict[str, Any]:
-    """Name, version and appVersion of a chart directory, and whether it is a test stand-in."""
-    try:
-        with open(os.path.join(chart_dir, "Chart.yaml"), encoding="utf-8") as fh:
-            meta = yaml.load(fh, Loader=_Loader) or {}
-    except OSError:
-        meta = {}
+def chart_info(meta: dict[str, Any]) -> dict[str, Any]:
+    """Name, version and appVersion of a chart's metadata (its Chart.yaml), and whether it is a
+    test stand-in."""
     notes = meta.get("annotations") or {}
     return {
         "name": str(meta.get("name", "")),

@@ -475,8 +475,10 @@ class Comparison:
     values_changed: list[str]
     chart_changed: bool
     diffs: list[dict[str, str]]
-    # Objects of the release that are gone from the cluster (deleted by hand): an upgrade
-    # recreates them, as `helm upgrade` does.
+    # The rendered objects the deployed release has too (hooks left out), by key.
+    shared: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Those of them that are gone from the cluster (deleted by hand): an upgrade recreates them,
+    # as `helm upgrade` does.
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -495,17 +497,16 @@ class Comparison:
             "chart_changed": self.chart_changed,
         }
 
-    def note_missing(self, missing: list[str], rendered: dict[str, Any], want_diff: bool) -> None:
+    def note_missing(self, missing: list[str], want_diff: bool) -> None:
         self.missing = sorted(missing)
         if want_diff:
-            after = release_objects(rendered)
             for key in self.missing:
                 self.diffs.append(
                     {
                         "before_header": f"{key} (missing in the cluster)",
                         "after_header": f"{key} (to recreate)",
                         "before": "",
-                        "after": to_yaml(redact_pair(None, after.get(key))[1]),
+                        "after": to_yaml(redact_pair(None, self.shared.get(key))[1]),
                     }
                 )
 
@@ -549,7 +550,8 @@ def compare(
                     "after": "\n".join(a_lines) + "\n",
                 }
             )
-    return Comparison(added, removed, modified, values_changed, chart_changed, diffs)
+    shared = {k: after[k] for k in set(before) & set(after) if not k.startswith("hook ")}
+    return Comparison(added, removed, modified, values_changed, chart_changed, diffs, shared)
 
 
 def server_validate(client: Any, namespace: str, release: dict[str, Any]) -> str | None:

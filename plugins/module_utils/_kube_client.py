@@ -265,11 +265,13 @@ class KubeClient:
             raise KubeApiError(status, reason, decoded if isinstance(decoded, dict) else None, method, path)
         return decoded
 
-    def list_items(self, path: str, *, page_size: int = 500, **query: Any) -> Iterator[dict[str, Any]]:
+    def list_items(
+        self, path: str, *, page_size: int = 500, accept: str = "application/json", **query: Any
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a list, following ``continue`` tokens."""
         token = None
         while True:
-            page = self.request("GET", path, query={**query, "limit": page_size, "continue": token})
+            page = self.request("GET", path, query={**query, "limit": page_size, "continue": token}, accept=accept)
             yield from page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:

@@ -22,7 +22,9 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client impor
 
 # Fields the API server writes on every change, or that say nothing about the desired state.
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
-METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+# Metadata only (a Secret's data never leaves the API server): for a list, and for one object.
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 class KubeObjectError(Exception):
@@ -84,17 +86,6 @@ def normalized(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def redacted(obj: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A Secret's values replaced by a marker, for diffs."""
-    if obj is None or obj.get("kind") != "Secret":
-        return obj
-    out = copy.deepcopy(obj)
-    for key in ("data", "stringData"):
-        if isinstance(out.get(key), dict):
-            out[key] = {k: "<redacted>" for k in out[key]}
-    return out
-
-
 def apply(
     client: KubeClient,
     resources: Resources,
@@ -105,22 +96,11 @@ def apply(
     default_namespace: str | None = None,
 ) -> dict[str, Any]:
     """Server-side apply one object; returns key, changed, created, before and after."""
-    api_version, kind = definition.get("apiVersion"), definition.get("kind")
     meta = definition.get("metadata") or {}
-    if not api_version or not kind or not meta.get("name"):
+    if not definition.get("apiVersion") or not definition.get("kind") or not meta.get("name"):
         raise KubeObjectError(f"an object needs apiVersion, kind and metadata.name: {object_key(definition)}")
-    res = resources.find(api_version, kind)
-    if res is None:
-        raise KubeObjectError(
-            f"the API server does not serve {kind} in {api_version} ({object_key(definition)}); "
-            "are its CustomResourceDefinitions installed?"
-        )
-    body = copy.deepcopy(definition)
-    if res.get("namespaced"):
-        body["metadata"]["namespace"] = meta.get("namespace") or default_namespace or "default"
-    else:
-        body["metadata"].pop("namespace", None)
-    path = resources.path(api_version, kind, body["metadata"].get("namespace"), meta["name"])
+    body, base = _placed(resources, definition, default_namespace or "default")
+    path = f"{base}/{meta['name']}"
     try:
         before = client.request("GET", path)
     except KubeApiError as exc:
@@ -148,7 +128,10 @@ def _placed(resources: Resources, obj: dict[str, Any], namespace: str) -> tuple[
     api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
     res = resources.find(api_version, kind)
     if res is None:
-        raise KubeObjectError(f"the API server does not serve {kind} in {api_version} ({object_key(obj)})")
+        raise KubeObjectError(
+            f"the API server does not serve {kind} in {api_version} ({object_key(obj)}); "
+            "are its CustomResourceDefinitions installed?"
+        )
     body = copy.deepcopy(obj)
     meta = body.setdefault("metadata", {})
     if res.get("namespaced"):
@@ -193,9 +176,7 @@ def missing(client: KubeClient, resources: Resources, objects: dict[str, dict[st
         except KubeObjectError:
             return key  # its kind is not even served
         try:
-            client.request(
-                "GET", f"{base}/{body['metadata'].get('name', '')}", accept=METADATA_ACCEPT.replace("List", "")
-            )
+            client.request("GET", f"{base}/{body['metadata'].get('name', '')}", accept=METADATA_ACCEPT)
         except KubeApiError as exc:
             if exc.status == 404:
                 return key
@@ -252,29 +233,24 @@ def read(
     if resources.find(api_version, kind) is None:
         return False, []
     path = resources.path(api_version, kind, namespace, name)
-    accept = METADATA_ACCEPT if metadata_only else "application/json"
     if name:
         try:
-            obj = client.request("GET", path, accept=accept.replace("List", ""))
+            obj = client.request("GET", path, accept=METADATA_ACCEPT if metadata_only else "application/json")
         except KubeApiError as exc:
             if exc.status == 404:
                 return True, []
             raise
         return True, [obj]
-    items: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = client.request(
-            "GET",
+    items = list(
+        client.list_items(
             path,
-            accept=accept,
-            query={"labelSelector": label_selector, "fieldSelector": field_selector, "limit": 500, "continue": token},
+            accept=METADATA_LIST_ACCEPT if metadata_only else "application/json",
+            labelSelector=label_selector,
+            fieldSelector=field_selector,
         )
-        for item in page.get("items") or []:
-            if not metadata_only:  # list items come without them
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-            items.append(item)
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return True, items
+    )
+    if not metadata_only:  # list items come without them
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+    return True, items

@@ -106,6 +106,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.urls import open_url
+from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import chart_info
 
 try:
     import yaml
@@ -115,7 +116,6 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
 
 STAMP = ".mybinder-deps.json"
-STAND_IN = "mybinder.org/stand-in"
 
 
 class BuildError(Exception):
@@ -247,7 +247,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         if not os.path.exists(tgz):
             raise BuildError(f"dependency {dep['name']} {dep['version']} is missing from {charts_dir} after the build")
         meta = chart_meta_of(tgz)
-        stand_in = str((meta.get("annotations") or {}).get(STAND_IN, "")).lower() == "true"
+        stand_in = chart_info(meta)["stand_in"]
         dependencies.append(
             {
                 "name": dep["name"],

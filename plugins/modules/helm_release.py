@@ -37,13 +37,16 @@ author:
   - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13 (C(--dry-run=server)), < 4
-  - kubernetes (Python client) >= 24, for O(validate) with kubeconfig contexts other than plain certificates or tokens
+  - kubernetes (Python client) >= 24, for kubeconfig contexts other than plain certificates or tokens (the module
+    reads the release's objects and dry-runs them through the API)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    details: Renders and compares against the cluster, predicts RV(ignore:changed), changes nothing.
+    details:
+      - Renders and compares against the cluster, predicts RV(ignore:changed), changes nothing in the cluster.
+      - A chart from O(chart_repo_url) is still downloaded into O(chart_cache_dir) (a local cache) to be rendered.
   diff_mode:
     support: full
     details: One before/after pair per changed object; Secret data and values are redacted.
@@ -333,9 +336,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     compare,
     last_good_revision,
     recorded_digest,
-    release_objects,
     server_validate,
-    split_manifest,
     user_values,
     valid_duration,
     value_paths,
@@ -403,9 +404,10 @@ def run(module: AnsibleModule) -> dict:
     serving_status = "deployed" if recovered and current else (current or {}).get("info", {}).get("status", "")
 
     try:
-        rendered = render_as_upgrade.result()
         if current is None:
             rendered = helm.template(name, chart, values, is_upgrade=False, inline=inline, skip_crds=p["skip_crds"])
+        else:
+            rendered = render_as_upgrade.result()
     except HelmError as exc:
         exc.msg = f"rendering release {name} (chart {chart}) failed, nothing was deployed: {exc.msg}"
         exc.extra = {
@@ -425,10 +427,8 @@ def run(module: AnsibleModule) -> dict:
     if current is not None:
         # Objects deleted by hand: helm's record still lists them, `helm upgrade` would recreate them.
         client = kube_client(p, name)
-        deployed = release_objects(current)
-        kept = {k: o for k, o in split_manifest(rendered["manifest"], ns).items() if k in deployed}
         try:
-            cmp.note_missing(missing_objects(client, Resources(client), kept, ns), rendered, module._diff)
+            cmp.note_missing(missing_objects(client, Resources(client), cmp.shared, ns), module._diff)
         except KubeApiError as exc:
             raise HelmError(f"release {name}: reading its objects from the cluster failed: {exc}") from exc
     # A release whose last upgrade failed is redeployed even when the render equals it: its status
@@ -459,7 +459,7 @@ def run(module: AnsibleModule) -> dict:
         "changes": cmp.summary(),
         "workloads": workloads(rendered),
         "release": summarize(current, name, ns),
-        "chart_info": chart_info(chart),
+        "chart_info": chart_info(rendered["chart"]["metadata"]),
     }
     if module._diff:
         result["diff"] = cmp.diffs

@@ -126,6 +126,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.urls import open_url
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import redact_pair, to_yaml
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KUBE_CONNECTION_ARG_SPEC,
     KubeApiError,
@@ -137,7 +138,6 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects impo
     Resources,
     apply,
     normalized,
-    redacted,
     wait_established,
 )
 
@@ -168,10 +168,6 @@ def objects_of(module: AnsibleModule) -> list[dict[str, Any]]:
         if not isinstance(obj, dict):
             raise KubeObjectError(f"every object must be a mapping, got {type(obj).__name__}")
     return objects
-
-
-def to_yaml(obj: dict[str, Any] | None) -> str:
-    return "" if obj is None else yaml.safe_dump(obj, sort_keys=True)
 
 
 def main() -> None:
@@ -213,12 +209,13 @@ def main() -> None:
                 }
             )
             if module._diff and out["changed"]:
+                before, after = redact_pair(normalized(out["before"]), normalized(out["after"]))
                 diffs.append(
                     {
                         "before_header": out["key"],
                         "after_header": out["key"],
-                        "before": to_yaml(redacted(normalized(out["before"]))),
-                        "after": to_yaml(redacted(normalized(out["after"]))),
+                        "before": to_yaml(before),
+                        "after": to_yaml(after),
                     }
                 )
         if p["wait_established"] > 0 and not module.check_mode:

@@ -89,7 +89,6 @@ def run_module(
     except SystemExit:
         failure = None  # exit_json / fail_json printed the result and exited, as modules do
     except Exception as exc:  # what the AnsiballZ wrapper reports for an unhandled module exception
-        display.vvv(f"module {module_name} raised {exc!r}")
         failure = {"failed": True, "msg": f"module {module_name} failed: {type(exc).__name__}: {exc}"}
     finally:
         basic._ANSIBLE_ARGS = None

@@ -210,9 +210,12 @@ def test_kube_lego_to_cert_manager_without_a_certificate_gap(cluster, clean, nam
     assert "kube-lego" not in tl.helm_releases(cluster)
 
 
-def test_a_cluster_without_acme_ingresses_drops_kube_lego_at_once(cluster, clean):
+def test_a_cluster_without_acme_ingresses_drops_kube_lego_at_once(cluster, clean, namespace):
     tl.reset_tls(cluster)
     tl.expect_ok(tl.run_role("tls", tl.tls_vars(cluster, tls_provider="kube-lego")))
+    # an ingress that was cert-manager's all along: kube-lego never served it, nothing to wait for
+    theirs = ingress(namespace, "theirs", "theirs-tls", "theirs.mybinder.test", {"cert-manager.io/cluster-issuer": "x"})
+    cluster.kubectl("apply", "-f", "-", input_text=json.dumps(theirs))
     # no ingress of this cluster uses kube-lego (the test namespaces of earlier tests are gone or
     # have none), so the switch has nothing to wait for
     for ing in cluster.get_json("ingress", "-A")["items"]:
