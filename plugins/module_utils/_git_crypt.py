@@ -670,11 +670,12 @@ class Snapshot:
         return cls(config=repo.config(), state_files=files, state_dirs=dirs, started=time.time())
 
     def restore(self, repo: Repo, files: Sequence[TrackedFile]) -> None:
-        # A killed `git checkout` leaves its lock behind; only remove one younger than this run.
-        lock = repo.git_dir / "index.lock"
-        with contextlib.suppress(FileNotFoundError):
-            if lock.stat().st_mtime >= self.started - 1:
-                lock.unlink()
+        # A killed `git checkout` or `git config` (git-crypt runs both) leaves its lock behind, and
+        # the config lock makes every `git config` below fail; only remove locks younger than this run.
+        for lock in (repo.git_dir / "index.lock", repo.git_dir / "config.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                if lock.stat().st_mtime >= self.started - 1:
+                    lock.unlink()
         # git configuration: drop every git-crypt section now present, put back what was there.
         for section in dict.fromkeys(name.rsplit(".", 1)[0] for name, _value in repo.config()):
             repo.cli.git("config", "--local", "--remove-section", section, check=False)
