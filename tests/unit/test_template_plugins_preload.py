@@ -1,0 +1,53 @@
+"""plugin_utils/_inprocess.py loads Ansible's builtin filters and tests when the main process
+imports it, so that the workers forked for each task inherit them instead of loading them again
+(about 10-20 ms per task). In a worker (a child process) it loads nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import multiprocessing, sys
+sys.path.insert(0, {collections!r})
+from ansible.plugins.loader import filter_loader, test_loader, init_plugin_loader
+init_plugin_loader()
+
+def loaded():
+    return sorted({{p.rsplit('/', 1)[-1] for p in filter_loader._module_cache}}), sorted(
+        {{p.rsplit('/', 1)[-1] for p in test_loader._module_cache}})
+
+def child(q):
+    import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
+    q.put(loaded())
+
+if __name__ == "__main__":
+    if sys.argv[1] == "child":
+        q = multiprocessing.get_context("fork").Queue()
+        p = multiprocessing.get_context("fork").Process(target=child, args=(q,))
+        p.start(); print(q.get()); p.join()
+    else:
+        print(loaded())
+        import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
+        print(loaded())
+"""
+
+
+def probe(mode: str) -> list[str]:
+    code = PROBE.format(collections=str(ROOT / ".collections"))
+    out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout.strip().splitlines()
+
+
+def test_the_main_process_loads_the_builtin_filters_and_tests():
+    before, after = probe("main")
+    assert before == "([], [])"
+    assert "'core.py'" in after and "'mathstuff.py'" in after and "'files.py'" in after, after
+
+
+def test_a_worker_process_loads_nothing():
+    (in_child,) = probe("child")
+    assert in_child == "([], [])"
