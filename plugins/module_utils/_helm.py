@@ -11,12 +11,14 @@ kubeconfig to a temporary file outside the repository.
 
 How a change is found: the chart is rendered as the upgrade would render it (`helm template
 --dry-run=server --validate --is-upgrade`: live lookups, the cluster's capabilities) and every
-object (hooks included) is compared with the deployed release (`helm get manifest/hooks`); the
-chart name, version and appVersion with `helm history`; the values through a digest of the values
-files recorded in the revision description (and, when it differs, the merged values with `helm get
-values`). `helm upgrade --dry-run` would give the same answer but costs seconds more: it builds
-and schema-checks every object against the API server, which a no-op deploy does not need (the
-API server's own dry run checks the objects when an upgrade is due, see server_validate).
+object (hooks included) is compared with the deployed release; the chart name, version and
+appVersion too; the values through a digest of the values files recorded in the revision
+description (and, when it differs, the merged values). The deployed release is read from helm's
+storage objects through the API (_helm_records.py), or with `helm history` and `helm get` for
+storage drivers that reader does not know. `helm upgrade --dry-run` would give the same answer but
+costs seconds more: it builds and schema-checks every object against the API server, which a
+no-op deploy does not need (the API server's own dry run checks the objects when an upgrade is
+due, see server_validate).
 """
 
 from __future__ import annotations
@@ -173,6 +175,11 @@ class Helm:
         res = self.run(["get", "values", release, "-o", "json", "--revision", str(revision)])
         return json.loads(res.stdout or "null") or {}
 
+    def latest_entry(self, release: str) -> dict[str, Any] | None:
+        """The newest `helm history` entry; None when the release has none."""
+        hist = self.history(release, max_revisions=1)
+        return hist[-1] if hist else None
+
     def upgrade_args(
         self, release: str, chart: str, values_files: list[str], opts: UpgradeOptions, inline: bool = False
     ) -> list[str]:
@@ -189,6 +196,8 @@ class Helm:
             args.append("--take-ownership")
         if opts.skip_crds:
             args.append("--skip-crds")
+        if opts.disable_openapi_validation:
+            args.append("--disable-openapi-validation")
         if opts.description:
             args += ["--description", opts.description]
         # Values are always the chart defaults plus the given files, never reused from the
@@ -277,6 +286,9 @@ class UpgradeOptions:
     take_ownership: bool = False
     description: str | None = None
     skip_crds: bool = False
+    # Only after the API server's own dry run accepted every object (server_validate): helm's
+    # client-side OpenAPI check then adds nothing but fetching and parsing the schema (~0.2 s).
+    disable_openapi_validation: bool = False
 
 
 def clean_error(stderr: str) -> str:

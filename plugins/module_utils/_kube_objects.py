@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
@@ -167,24 +166,63 @@ def dry_run_apply(client: KubeClient, resources: Resources, obj: dict[str, Any],
 
 
 def missing(client: KubeClient, resources: Resources, objects: dict[str, dict[str, Any]], namespace: str) -> list[str]:
-    """The keys of ``objects`` that do not exist in the cluster (their metadata read in parallel)."""
+    """The keys of ``objects`` that do not exist in the cluster.
 
-    def gone(item: tuple[str, dict[str, Any]]) -> str | None:
-        key, obj = item
+    One metadata-only list per collection (kind and namespace) on one connection: a release has a
+    few dozen objects of a handful of kinds, so this is a few small requests instead of one per object
+    (each of which, in parallel, would open a TLS connection of its own)."""
+    wanted: dict[str, list[tuple[str, str]]] = {}
+    gone: list[str] = []
+    for key, obj in objects.items():
         try:
             body, base = _placed(resources, obj, namespace)
         except KubeObjectError:
-            return key  # its kind is not even served
+            gone.append(key)  # its kind is not even served
+            continue
+        wanted.setdefault(base, []).append((key, str(body["metadata"].get("name", ""))))
+    for base, entries in wanted.items():
+        present = {
+            (item.get("metadata") or {}).get("name") for item in client.list_items(base, accept=METADATA_LIST_ACCEPT)
+        }
+        gone += [key for key, name in entries if name not in present]
+    return sorted(gone)
+
+
+def create_namespace(client: KubeClient, namespace: str) -> bool:
+    """Create the namespace as `helm --create-namespace` does (label name=<namespace>) unless it
+    exists; True when this call created it."""
+    try:
+        client.request("GET", f"/api/v1/namespaces/{namespace}", accept=METADATA_ACCEPT)
+        return False
+    except KubeApiError as exc:
+        if exc.status != 404:
+            raise
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"name": namespace}}}
+    try:
+        client.request("POST", "/api/v1/namespaces", body=body)
+    except KubeApiError as exc:
+        if exc.status == 409:  # created meanwhile by someone else
+            return False
+        raise
+    return True
+
+
+def delete_namespace(client: KubeClient, namespace: str, seconds: float = 30.0) -> str:
+    """Delete a namespace this run created for a check, and wait until it is gone (an empty one
+    goes within seconds; a Terminating one would refuse the next run's install). Says what happened."""
+    try:
+        client.request("DELETE", f"/api/v1/namespaces/{namespace}")
+    except KubeApiError as exc:
+        return f"namespace {namespace}, created for this check, could not be deleted: {exc.message}"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
-            client.request("GET", f"{base}/{body['metadata'].get('name', '')}", accept=METADATA_ACCEPT)
+            client.request("GET", f"/api/v1/namespaces/{namespace}", accept=METADATA_ACCEPT)
         except KubeApiError as exc:
             if exc.status == 404:
-                return key
-            raise
-        return None
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return [key for key in pool.map(gone, objects.items()) if key]
+                return f"namespace {namespace}, created for this check, was deleted again"
+        time.sleep(0.2)
+    return f"namespace {namespace}, created for this check, is being deleted"
 
 
 def dry_run_create(client: KubeClient, resources: Resources, obj: dict[str, Any], namespace: str) -> str | None:

@@ -13,11 +13,13 @@ description:
   - Renders the release the way C(helm upgrade) would (C(helm template --dry-run=server --validate --is-upgrade
     --disable-openapi-validation),
     with live lookups, the cluster's Kubernetes and API versions) and compares the rendered objects (hooks included),
-    one by one, with the deployed release (C(helm get manifest), C(helm get hooks)), the chart name, version and
-    appVersion with C(helm history), and the values through a digest of the values files recorded in the
-    revision's description (when it differs, the merged values are compared with C(helm get values)). Only when
-    something differs does it run C(helm upgrade --install --reset-values) (with C(--create-namespace) and
-    C(--cleanup-on-fail) by default).
+    one by one, with the deployed release, the chart name, version and appVersion, and the values through a digest
+    of the values files recorded in the revision's description (when it differs, the merged values are compared).
+    Only when something differs does it run C(helm upgrade --install --reset-values) (with C(--create-namespace)
+    and C(--cleanup-on-fail) by default).
+  - The deployed release is read from helm's own record of it (the release Secrets, or ConfigMaps with
+    C(HELM_DRIVER=configmap)) through the API, which answers what C(helm history) and C(helm get) would
+    without a helm process each. With another storage driver those commands are run.
   - So a template edit without a chart version bump is deployed (C(kubernetes.core.helm) compares only the chart
     version and the values unless the helm-diff plugin is installed), and a run with nothing to change reports
     RV(ignore:changed=false).
@@ -137,7 +139,12 @@ options:
         changing anything when the server rejects one (wrong value types, invalid quantities, missing required
         fields, admission). C(helm --dry-run) only renders, so such values otherwise fail half way through the
         upgrade, after other objects were already changed.
-      - Skipped for a first install into a namespace that does not exist yet.
+      - For a first install into a namespace that does not exist yet (with O(create_namespace=true)), the
+        namespace is created first, as helm would create it, so that its objects can be checked too, and deleted
+        again when the server rejects one. In check mode nothing is created, and the namespaced objects of such
+        an install are not checked.
+      - When the server accepted every object, C(helm upgrade) runs with C(--disable-openapi-validation), since
+        its client-side schema check of the same objects would only add the cost of fetching the schema.
     type: bool
     default: true
   binary_path:
@@ -316,8 +323,6 @@ command:
   type: str
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import (
     ChartRepoError,
@@ -343,13 +348,18 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     values_digest,
     workloads,
 )
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import records_for
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KubeApiError,
     KubeClient,
     KubeConnectionError,
     build_client,
 )
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import Resources
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import (
+    Resources,
+    create_namespace,
+    delete_namespace,
+)
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import missing as missing_objects
 
 
@@ -383,31 +393,27 @@ def run(module: AnsibleModule) -> dict:
         skip_crds=p["skip_crds"],
     )
 
-    # The render does not depend on the release record except for .Release.IsUpgrade: start it
-    # now, as an upgrade (the usual case), while the record is read; a first install renders again.
-    pool = ThreadPoolExecutor(max_workers=1)
-    render_as_upgrade = pool.submit(
-        helm.template, name, chart, values, is_upgrade=True, inline=inline, skip_crds=p["skip_crds"]
-    )
-    pool.shutdown(wait=False)
-    history = helm.history(name)
+    # The release record is read straight from its storage objects (see _helm_records), so the
+    # connection is opened first; the objects are checked through it too.
+    client = kube_client(p, name)
+    records = records_for(helm, client, ns)
+    history = records.history(name)
     recovered = recover(module, helm, name, ns, history)
     if recovered and not module.check_mode:
-        history = helm.history(name)
+        history = records.history(name)
     # What serves now (in check mode: what the recovery would leave serving).
     if recovered and recovered["action"] == "uninstall":
         current = None
     elif recovered and module.check_mode:
-        current = helm.release(name, revision=recovered["to_revision"], history=history)
+        current = records.release(name, revision=recovered["to_revision"], history=history)
     else:
-        current = helm.release(name, history=history)
+        current = records.release(name, history=history)
     serving_status = "deployed" if recovered and current else (current or {}).get("info", {}).get("status", "")
 
     try:
-        if current is None:
-            rendered = helm.template(name, chart, values, is_upgrade=False, inline=inline, skip_crds=p["skip_crds"])
-        else:
-            rendered = render_as_upgrade.result()
+        rendered = helm.template(
+            name, chart, values, is_upgrade=current is not None, inline=inline, skip_crds=p["skip_crds"]
+        )
     except HelmError as exc:
         exc.msg = f"rendering release {name} (chart {chart}) failed, nothing was deployed: {exc.msg}"
         exc.extra = {
@@ -421,12 +427,10 @@ def run(module: AnsibleModule) -> dict:
     values_changed: list[str] = []
     if current is not None and recorded_digest(current["info"].get("description", "")) != digest:
         # The files changed (or this revision was not made by this module): compare the values.
-        values_changed = value_paths(helm.values(name, current["version"]), user_values(values, inline))
+        values_changed = value_paths(records.values(name, current["version"]), user_values(values, inline))
     cmp = compare(current, rendered, values_changed, want_diff=module._diff)
-    client = None
     if current is not None:
         # Objects deleted by hand: helm's record still lists them, `helm upgrade` would recreate them.
-        client = kube_client(p, name)
         try:
             cmp.note_missing(missing_objects(client, Resources(client), cmp.shared, ns), module._diff)
         except KubeApiError as exc:
@@ -437,7 +441,19 @@ def run(module: AnsibleModule) -> dict:
     previous = serving_revision(current, serving_status, history)
 
     if upgrade and p["validate"]:
-        problem = server_validate(client or kube_client(p, name), ns, rendered)
+        # A first install into a namespace that does not exist yet: create it now (as helm would)
+        # so that the API server can dry-run the namespaced objects too, and delete it again when
+        # the server rejects one: a refused install leaves nothing behind.
+        made_namespace = False
+        if current is None and p["create_namespace"] and not module.check_mode:
+            try:
+                made_namespace = create_namespace(client, ns)
+            except KubeApiError as exc:
+                raise HelmError(f"release {name}: creating namespace {ns} failed: {exc.message}") from exc
+        problem = server_validate(client, ns, rendered)
+        opts.disable_openapi_validation = problem is None
+        if problem and made_namespace:
+            problem += f" ({delete_namespace(client, ns)})"
         if problem:
             raise HelmError(
                 f"the API server rejects what release {name} would deploy, so nothing was deployed"
@@ -478,20 +494,19 @@ def run(module: AnsibleModule) -> dict:
         helm.upgrade(name, chart, values, opts, inline)
     except HelmError as exc:
         # The caller rolls back to previous_revision when the failed upgrade left a revision.
-        after = helm.history(name, max_revisions=1)
+        after = records.latest_entry(name)
         exc.msg = f"helm upgrade of release {name} in namespace {ns} failed: {exc.msg}"
         exc.extra = {
-            "changed": bool(after) and (current is None or after[-1]["revision"] != current["version"]),
+            "changed": bool(after) and (current is None or after["revision"] != current["version"]),
             "upgraded": True,
             "previous_revision": previous,
-            "release": summarize_entry(after[-1] if after else None, name, ns),
+            "release": summarize_entry(after, name, ns),
             "recovered": recovered,
             "changes": cmp.summary(),
             "workloads": result["workloads"],
         }
         raise
-    after = helm.history(name, max_revisions=1)
-    result["release"] = summarize_entry(after[-1] if after else None, name, ns)
+    result["release"] = summarize_entry(records.latest_entry(name), name, ns)
     return result
 
 

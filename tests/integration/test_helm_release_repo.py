@@ -10,6 +10,7 @@ import http.server
 import shutil
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +155,30 @@ def test_stand_ins_say_so(cluster, namespace, repo, tmp_path):
     assert result["changed"] and result["chart_info"]["stand_in"] is True
     assert result["chart_info"]["stand_in_for"] == "small from nowhere"
     assert helm(cluster, "status", "web", "-n", namespace, check=False).returncode != 0  # check mode
+
+
+def test_a_first_install_into_a_new_namespace_is_checked_by_the_server_first(cluster, repo, tmp_path):
+    """The namespace does not exist: helm_release creates it so that the API server can dry-run every
+    object; invalid values are refused with the server's message and the namespace is deleted again
+    (gone before the module returns: the next run can create it). Valid values are then installed
+    (helm's client-side schema check is skipped after the server's)."""
+    chart = small_chart(tmp_path / "small")
+    repo.publish(chart)
+    cache = tmp_path / "cache"
+    ns = f"t-new-{uuid.uuid4().hex[:8]}"
+    try:
+        (bad,) = run_tasks(tmp_path, [release_task(cluster, ns, repo, cache, values={"web": {"cpu": "lots"}})])
+        assert bad["failed"] and "the API server rejects what release web would deploy" in bad["msg"], bad
+        assert "quantities must match the regular expression" in bad["msg"], bad["msg"]
+        # the namespace created for the check is gone again before the module returns
+        assert bad["msg"].endswith(f"(namespace {ns}, created for this check, was deleted again)"), bad["msg"]
+        assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0
+        assert helm(cluster, "status", "web", "-n", ns, check=False).returncode != 0
+
+        (good,) = run_tasks(tmp_path, [release_task(cluster, ns, repo, cache)])
+        assert good["changed"] and good["release"]["revision"] == 1, good
+        assert "--disable-openapi-validation" in good["command"], good["command"]
+        labels = cluster.get_json("namespace", ns)["metadata"]["labels"]
+        assert labels["name"] == ns  # as helm --create-namespace labels it
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")

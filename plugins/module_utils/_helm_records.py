@@ -1,0 +1,172 @@
+# Copyright (c) mybinder.deploy developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helm's release records, read straight from the cluster instead of through the helm CLI.
+
+Why: on every run helm_release reads the release's history, the deployed manifest and hooks, and
+sometimes its values. Through the CLI that is `helm history` and two or three `helm get` runs, each
+a Go process that loads the kubeconfig and discovers the API (0.1-0.2 s each, and their CPU on a
+small machine). Helm 3 keeps each revision as one object in the release namespace: a Secret (the
+default storage driver) or a ConfigMap (HELM_DRIVER=configmap), named
+``sh.helm.release.v1.<release>.v<revision>`` and labelled ``owner=helm``, ``name``, ``status`` and
+``version``. Its ``release`` data is the release as JSON, gzipped and base64-encoded. Reading
+that takes one metadata-only list and one GET on a connection the module opens anyway.
+
+The records are only read here, never written: every change still goes through helm. For the
+other storage drivers (sql, memory) ``records_for`` returns the CLI reader.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+from typing import Any, Protocol
+
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import METADATA_LIST_ACCEPT
+
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_DRIVERS = {
+    "": "secrets",
+    "secret": "secrets",
+    "secrets": "secrets",
+    "configmap": "configmaps",
+    "configmaps": "configmaps",
+}
+
+
+class Records(Protocol):
+    """What helm_release reads about a release (Helm itself satisfies it through the CLI)."""
+
+    def history(self, release: str, max_revisions: int = 64) -> list[dict[str, Any]]: ...
+
+    def release(
+        self,
+        release: str,
+        revision: int | None = None,
+        history: list[dict[str, Any]] | None = None,
+        values: bool = False,
+    ) -> dict[str, Any] | None: ...
+
+    def values(self, release: str, revision: int) -> dict[str, Any]: ...
+
+    def latest_entry(self, release: str) -> dict[str, Any] | None: ...
+
+
+def records_for(helm: Helm, client: KubeClient | None, namespace: str) -> Records:
+    """The cluster reader when helm's storage driver is one it understands, the CLI otherwise."""
+    driver = (helm.env or os.environ).get("HELM_DRIVER", "").strip().lower()
+    if client is None or driver not in _DRIVERS:
+        return helm
+    return ClusterRecords(client, namespace, _DRIVERS[driver])
+
+
+def decode_record(data: str, secret: bool = True) -> dict[str, Any]:
+    """A release from the ``release`` field of its storage object: helm stores the JSON gzipped
+    and base64-encoded (and reads plain JSON too); a Secret's data is base64-encoded once more."""
+    raw = base64.b64decode(base64.b64decode(data) if secret else data)
+    if raw[:3] == _GZIP_MAGIC:
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
+
+
+class ClusterRecords:
+    """The same answers as Helm.history/release/values, from the storage objects."""
+
+    def __init__(self, client: KubeClient, namespace: str, kind: str = "secrets") -> None:
+        self.client = client
+        self.namespace = namespace
+        self.kind = kind
+        self._decoded: dict[int, dict[str, Any]] = {}
+
+    def _path(self, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{self.namespace}/{self.kind}"
+        return f"{base}/{name}" if name else base
+
+    def history(self, release: str, max_revisions: int = 64) -> list[dict[str, Any]]:
+        """Revisions (oldest first) with their revision number and status; [] when none. (The
+        chart and description of a revision come with ``release``.)"""
+        try:
+            items = list(
+                self.client.list_items(
+                    self._path(), accept=METADATA_LIST_ACCEPT, labelSelector=f"owner=helm,name={release}"
+                )
+            )
+        except KubeApiError as exc:
+            raise HelmError(f"reading the records of release {release} failed: {exc.message}") from exc
+        entries = []
+        for item in items:
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            try:
+                entries.append({"revision": int(labels["version"]), "status": labels.get("status", "")})
+            except (KeyError, ValueError):
+                continue  # not a record helm wrote
+        entries.sort(key=lambda e: e["revision"])
+        return entries[-max_revisions:]
+
+    def record(self, release: str, revision: int) -> dict[str, Any]:
+        if revision not in self._decoded:
+            name = f"sh.helm.release.v1.{release}.v{revision}"
+            try:
+                obj = self.client.request("GET", self._path(name))
+                self._decoded[revision] = decode_record(
+                    (obj.get("data") or {}).get("release", ""), secret=self.kind == "secrets"
+                )
+            except KubeApiError as exc:
+                raise HelmError(f"reading {self.kind[:-1]} {name} of release {release} failed: {exc.message}") from exc
+            except (ValueError, OSError) as exc:  # bad base64, gzip or JSON
+                raise HelmError(f"the record {name} of release {release} is not a helm release: {exc}") from exc
+        return self._decoded[revision]
+
+    def release(
+        self,
+        release: str,
+        revision: int | None = None,
+        history: list[dict[str, Any]] | None = None,
+        values: bool = False,
+    ) -> dict[str, Any] | None:
+        hist = history if history is not None else self.history(release)
+        if not hist:
+            return None
+        entry = hist[-1] if revision is None else next((h for h in hist if h.get("revision") == revision), None)
+        if entry is None:
+            return None
+        rel = self.record(release, int(entry["revision"]))
+        info = rel.get("info") or {}
+        meta = (rel.get("chart") or {}).get("metadata") or {}
+        out: dict[str, Any] = {
+            "name": release,
+            "namespace": self.namespace,
+            "version": int(entry["revision"]),
+            "info": {"status": info.get("status", ""), "description": info.get("description", "")},
+            "chart_ref": f"{meta.get('name', '')}-{meta.get('version', '')}",
+            "app_version": meta.get("appVersion", "") or "",
+            "manifest": rel.get("manifest", ""),
+            "hooks": [{"manifest": h.get("manifest", "")} for h in rel.get("hooks") or [] if h.get("manifest")],
+        }
+        if values:
+            out["config"] = rel.get("config") or {}
+        return out
+
+    def values(self, release: str, revision: int) -> dict[str, Any]:
+        return self.record(release, revision).get("config") or {}
+
+    def latest_entry(self, release: str) -> dict[str, Any] | None:
+        """The newest revision as a `helm history` entry (revision, status, chart, app_version,
+        description); None when the release has none."""
+        hist = self.history(release)
+        if not hist:
+            return None
+        self._decoded.pop(hist[-1]["revision"], None)  # it may have just been written
+        rel = self.release(release, history=hist)
+        if rel is None:  # cannot happen: hist is not empty
+            return None
+        return {
+            "revision": rel["version"],
+            "status": rel["info"]["status"],
+            "chart": rel["chart_ref"],
+            "app_version": rel["app_version"],
+            "description": rel["info"]["description"],
+        }

@@ -1,0 +1,136 @@
+"""helm_release reads release records straight from the cluster (module_utils/_helm_records.py).
+These tests hold it to what the helm CLI answers for the same releases: history and statuses
+(superseded, failed), the manifest, hooks, user-supplied values and the newest entry, for the
+Secret and the ConfigMap storage drivers; other drivers go through the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from deploy_testlib import helm, small_chart
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / ".collections"))
+
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (  # noqa: E402
+    Helm,
+    HelmError,
+    hook_objects,
+    split_manifest,
+)
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import (  # noqa: E402
+    ClusterRecords,
+    records_for,
+)
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import build_client  # noqa: E402
+
+pytestmark = pytest.mark.cluster
+
+# A ConfigMap hook: helm waits for Job and Pod hooks to finish, which simulated nodes never do.
+HOOK = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-pre-upgrade
+  annotations:
+    "helm.sh/hook": pre-install,pre-upgrade
+    "helm.sh/hook-delete-policy": before-hook-creation
+data:
+  revision: {{ .Release.Revision | quote }}
+"""
+
+
+def three_revisions(cluster, namespace: str, tmp_path: Path, driver: str) -> Path:
+    """Revision 1 and 2 deployed (1 superseded), revision 3 failed (an invalid replica count)."""
+    chart = small_chart(tmp_path / "small")
+    (chart / "templates" / "hook.yaml").write_text(HOOK)
+    env = {"HELM_DRIVER": driver}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        helm(cluster, "upgrade", "--install", "web", str(chart), "-n", namespace, "--set", "web.message=one")
+        helm(
+            cluster, "upgrade", "web", str(chart), "-n", namespace, "--set", "web.message=two", "--description", "mine"
+        )
+        bad = helm(cluster, "upgrade", "web", str(chart), "-n", namespace, "--set", "web.replicas=-1", check=False)
+        assert bad.returncode != 0, bad.stdout
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return chart
+
+
+@pytest.mark.parametrize("driver", ["secret", "configmap"])
+def test_records_match_the_helm_cli(cluster, namespace, tmp_path, driver):
+    three_revisions(cluster, namespace, tmp_path, driver)
+    cli = Helm(
+        binary=str(cluster.bin_dir / "helm"),
+        kubeconfig=str(cluster.kubeconfig),
+        namespace=namespace,
+        env={**os.environ, "HELM_DRIVER": driver},
+    )
+    client = build_client({"kubeconfig": str(cluster.kubeconfig)})
+    records = records_for(cli, client, namespace)
+    assert isinstance(records, ClusterRecords) and records.kind == f"{driver}s"
+
+    want = [{"revision": h["revision"], "status": h["status"]} for h in cli.history("web")]
+    assert [h["status"] for h in want] == ["superseded", "deployed", "failed"]
+    assert records.history("web") == want
+    assert records.history("web", max_revisions=1) == want[-1:]
+
+    for revision in (1, 2, 3):
+        ours = records.release("web", revision=revision, values=True)
+        theirs = cli.release("web", revision=revision, values=True)
+        assert ours is not None and theirs is not None
+        assert ours["version"] == theirs["version"] == revision
+        assert ours["info"] == theirs["info"], revision
+        assert ours["chart_ref"] == theirs["chart_ref"] == "small-1.0.0"
+        assert ours["app_version"] == theirs["app_version"] == "1"
+        assert ours["config"] == theirs["config"]
+        assert split_manifest(ours["manifest"], namespace) == split_manifest(theirs["manifest"], namespace)
+        assert hook_objects(ours, namespace) == hook_objects(theirs, namespace)
+        assert list(hook_objects(ours, namespace)) == [f"hook ConfigMap {namespace}/web-pre-upgrade"]
+        assert records.values("web", revision) == cli.values("web", revision)
+    assert records.release("web", revision=2)["info"]["description"] == "mine"
+    assert records.release("web", values=True)["config"] == {"web": {"replicas": -1}}
+
+    latest = records.latest_entry("web")
+    assert latest == {k: v for k, v in cli.latest_entry("web").items() if k != "updated"}
+
+    assert records.history("other") == [] and records.release("other") is None
+    assert records.latest_entry("other") is None
+
+
+def test_other_drivers_and_no_cluster_use_the_cli(cluster):
+    client = build_client({"kubeconfig": str(cluster.kubeconfig)})
+    for env in ({"HELM_DRIVER": "sql"}, {"HELM_DRIVER": "memory"}):
+        cli = Helm(binary="helm", env=env)
+        assert records_for(cli, client, "x") is cli
+    cli = Helm(binary="helm", env={"HELM_DRIVER": ""})
+    assert records_for(cli, None, "x") is cli
+    assert isinstance(records_for(cli, client, "x"), ClusterRecords)
+
+
+def test_a_record_that_is_not_a_release_is_refused_by_name(cluster, namespace):
+    cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "sh.helm.release.v1.fake.v1",
+        "-n",
+        namespace,
+        "--from-literal=release=bm90IGpzb24=",
+    )
+    cluster.kubectl(
+        "label", "secret", "sh.helm.release.v1.fake.v1", "-n", namespace, "owner=helm", "name=fake", "version=1"
+    )
+    records = ClusterRecords(build_client({"kubeconfig": str(cluster.kubeconfig)}), namespace)
+    assert records.history("fake") == [{"revision": 1, "status": ""}]
+    with pytest.raises(HelmError, match=r"sh\.helm\.release\.v1\.fake\.v1 of release fake is not a helm release"):
+        records.release("fake")
