@@ -79,8 +79,8 @@ options:
     default: 5
   interval:
     description:
-      - Seconds between two polls of the API server (each poll reads the workloads and, for those not done, their
-        pods). Half a second keeps the wait within a few tenths of a second of the rollout itself.
+      - Longest pause between two polls of the API server (each poll lists the workloads). The first pause is 0.1 s
+        and each next one half as long again, up to this, so a quick rollout is seen within a tenth of a second.
     type: float
     default: 0.5
   kubeconfig:

@@ -110,7 +110,9 @@ options:
     type: bool
     default: true
   interval:
-    description: Seconds between two checks.
+    description:
+      - Longest pause between two checks. The first pause is 0.1 s and each next one half as long again, up to
+        this, so a namespace that becomes healthy just after the first check is seen at once.
     type: float
     default: 2.0
   kubeconfig:
@@ -181,7 +183,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
     KubeError,
     connect,
 )
-from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import pod_problem, selector_string
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import pauses, pod_problem, selector_string
 
 
 def host_matches(pattern: str, host: str) -> bool:
@@ -325,11 +327,11 @@ def run(module: AnsibleModule) -> dict:
     kube = connect(p["kubeconfig"], p["context"])
     seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
     deadline = t0 + seconds
-    while True:
+    for pause in pauses(p["interval"]):
         res = check(kube, p)
-        if not res["problems"] or time.monotonic() + p["interval"] > deadline:
+        if not res["problems"] or time.monotonic() + pause > deadline:
             break
-        time.sleep(p["interval"])
+        time.sleep(pause)
     res.update({"changed": False, "done": not res["problems"], "elapsed": round(time.monotonic() - t0, 1)})
     if res["problems"] and p["fail_on_timeout"]:
         res["msg"] = f"namespace {p['namespace']} is not healthy after {p['timeout']} s:\n" + "\n".join(

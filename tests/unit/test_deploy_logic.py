@@ -397,3 +397,30 @@ def test_build_copy_mirrors_the_chart_but_keeps_built_dependencies(tmp_path):
 )
 def test_tls_host_matching(pattern, host, ok):
     assert host_matches(pattern, host) is ok
+
+
+def test_poll_pauses_start_short_and_grow_to_the_interval():
+    got = []
+    for pause in r.pauses(0.5):
+        got.append(round(pause, 3))
+        if len(got) == 7:
+            break
+    assert got == [0.1, 0.15, 0.225, 0.338, 0.5, 0.5, 0.5]
+    assert next(r.pauses(0.05)) == 0.05  # never above the interval
+
+
+def test_wait_sees_a_rollout_that_finishes_between_polls_within_the_first_pauses(monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr(r.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(r.time, "sleep", lambda s: clock.__setitem__("now", clock["now"] + s))
+
+    class Rollout:
+        objects = [{"kind": "Deployment", "namespace": "n", "name": "hub"}]
+
+        def poll(self):  # done 0.3 s after the wait started
+            return {"hub": {"done": clock["now"] >= 0.3, "failed": False}}
+
+    res = r.wait(Rollout(), seconds=600, interval=0.5)
+    assert res["hub"]["done"]
+    # polls at 0, 0.1, 0.25, 0.475: seen 0.175 s after it finished (a 0.5 s poll would see it at 0.5)
+    assert clock["now"] == pytest.approx(0.475)
