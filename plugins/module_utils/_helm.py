@@ -23,6 +23,7 @@ due, see server_validate).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -257,10 +258,25 @@ class Helm:
         values_files: list[str],
         opts: UpgradeOptions,
         inline: dict[str, Any] | None = None,
-    ) -> list[str]:
+    ) -> dict[str, Any] | None:
+        """Run the upgrade; the revision it made as a `helm history` entry (None if helm printed
+        no release). helm prints the new release as JSON (`-o json`), which saves reading it back;
+        that output holds the values and the manifest, so it is parsed here and never returned."""
         args = self.upgrade_args(release, chart, values_files, opts, inline is not None)
-        self.run(args, stdin=stdin_values(inline))
-        return self.base() + args
+        res = self.run([*args, "--output", "json"], stdin=stdin_values(inline))
+        try:
+            rel = json.loads(res.stdout)
+        except ValueError:
+            return None
+        info = rel.get("info") or {}
+        meta = (rel.get("chart") or {}).get("metadata") or {}
+        return {
+            "revision": int(rel.get("version") or 0),
+            "status": info.get("status", ""),
+            "chart": f"{meta.get('name', '')}-{meta.get('version', '')}",
+            "app_version": meta.get("appVersion", "") or "",
+            "description": info.get("description", ""),
+        }
 
     def rollback(self, release: str, revision: int, timeout: str | None = None) -> list[str]:
         args = ["rollback", release, str(revision), "--cleanup-on-fail"]
@@ -386,9 +402,16 @@ def recorded_digest(description: str) -> str | None:
 def split_manifest(text: str, default_namespace: str) -> dict[str, dict[str, Any]]:
     """Parse a helm manifest stream into {object key: object}. The key is
     `Kind namespace/name` (cluster-scoped objects are keyed with the release namespace too, which
-    is harmless for comparing two renders of the same release)."""
+    is harmless for comparing two renders of the same release). A run parses the same manifest for
+    the comparison, the workloads and the validation: the last few parses are kept (a new mapping
+    each time, but the same objects, which callers must not change)."""
+    return dict(_split_manifest(text or "", default_namespace))
+
+
+@functools.lru_cache(maxsize=8)
+def _split_manifest(text: str, default_namespace: str) -> dict[str, dict[str, Any]]:
     objects: dict[str, dict[str, Any]] = {}
-    for doc in yaml.load_all(text or "", Loader=_Loader):
+    for doc in yaml.load_all(text, Loader=_Loader):
         if not isinstance(doc, dict) or not doc:
             continue
         items = doc["items"] if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list) else [doc]
@@ -594,14 +617,24 @@ def server_validate(client: Any, namespace: str, release: dict[str, Any]) -> str
     resources = Resources(client)
     checks = [(obj, False) for obj in split_manifest(release.get("manifest", ""), namespace).values()]
     checks += [(obj, True) for obj in hook_objects(release, namespace).values()]
+
+    def check(item: tuple[dict[str, Any], bool]) -> str | None:
+        obj, hook = item
+        return (dry_run_create if hook else dry_run_apply)(client, resources, obj, namespace)
+
     try:
-        for obj, hook in checks:
-            problem = (dry_run_create if hook else dry_run_apply)(client, resources, obj, namespace)
-            if problem is None:
-                continue
-            if f'namespaces "{namespace}" not found' in problem:
-                return ""
-            return problem
+        # API discovery first, one request per group version (its cache is not shared safely
+        # between threads); then the dry runs, a few at a time: each is a round trip of a few
+        # milliseconds, and a release has dozens of objects. The first problem in manifest order wins.
+        for obj, _hook in checks:
+            resources.find(obj.get("apiVersion", ""), obj.get("kind", ""))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for problem in pool.map(check, checks):
+                if problem is None:
+                    continue
+                if f'namespaces "{namespace}" not found' in problem:
+                    return ""
+                return problem
     except KubeObjectError as exc:
         return str(exc)
     except KubeApiError as exc:

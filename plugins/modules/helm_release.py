@@ -491,7 +491,7 @@ def run(module: AnsibleModule) -> dict:
         )
         return result
     try:
-        helm.upgrade(name, chart, values, opts, inline)
+        made = helm.upgrade(name, chart, values, opts, inline)
     except HelmError as exc:
         # The caller rolls back to previous_revision when the failed upgrade left a revision.
         after = records.latest_entry(name)
@@ -506,7 +506,7 @@ def run(module: AnsibleModule) -> dict:
             "workloads": result["workloads"],
         }
         raise
-    result["release"] = summarize_entry(records.latest_entry(name), name, ns)
+    result["release"] = summarize_entry(made or records.latest_entry(name), name, ns)
     return result
 
 
