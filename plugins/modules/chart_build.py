@@ -267,7 +267,8 @@ def mirror_digests(mirror: str, deps: list[dict[str, Any]]) -> dict[str, str]:
     url = f"{mirror}/index.yaml"
     try:
         with open_url(url, timeout=10) as resp:
-            index = yaml.safe_load(resp.read()) or {}
+            # libyaml when PyYAML has it: a public repository's index is megabytes
+            index = yaml.load(resp.read(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise BuildError(
             f"the chart mirror {mirror} does not answer ({url}: {getattr(exc, 'reason', exc)}); "

@@ -145,6 +145,9 @@ try:
     import yaml
 
     HAS_YAML = True
+    # libyaml's parser when PyYAML has it: cert-manager's CRD file is over a megabyte, which the
+    # pure-Python parser takes seconds to read.
+    LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
 
@@ -155,10 +158,10 @@ def objects_of(module: AnsibleModule) -> list[dict[str, Any]]:
         try:
             if p["src"].startswith(("http://", "https://")):
                 with open_url(p["src"], timeout=60) as resp:
-                    docs = list(yaml.safe_load_all(resp.read()))
+                    docs = list(yaml.load_all(resp.read(), Loader=LOADER))
             else:
                 with open(p["src"], encoding="utf-8") as fh:
-                    docs = list(yaml.safe_load_all(fh))
+                    docs = list(yaml.load_all(fh, Loader=LOADER))
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise KubeObjectError(f"cannot read the objects of {p['src']}: {exc}") from exc
     else:
