@@ -26,7 +26,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -387,6 +389,72 @@ def values_digest(values_files: list[str], inline: dict[str, Any] | None = None)
         h.update(f"inline {len(data)}:".encode())
         h.update(data)
     return h.hexdigest()[:40]
+
+
+# The digest of everything a render depends on, recorded after the values digest (inputs_digest).
+INPUTS_MARK = " inputs sha256:"
+DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+
+
+def recorded_inputs(description: str) -> str | None:
+    if INPUTS_MARK in (description or ""):
+        return description.split(INPUTS_MARK, 1)[1].split()[0]
+    return None
+
+
+def chart_tree_digest(chart_dir: str) -> str:
+    """A digest of every file of an unpacked chart (subcharts and their archives included), by path."""
+    h = hashlib.sha256()
+    root = os.path.realpath(chart_dir)
+    for top, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(top, name)
+            with open(path, "rb") as fh:
+                data = fh.read()
+            h.update(f"{os.path.relpath(path, root)}\0{len(data)}:".encode())
+            h.update(data)
+    return h.hexdigest()
+
+
+def capabilities_digest(client: Any) -> str:
+    """A digest of what helm's .Capabilities hold for this cluster: the server version and every
+    group/version/kind the API serves (aggregated discovery: two requests)."""
+    version = client.request("GET", "/version")
+    kinds: set[str] = set()
+    for path in ("/api", "/apis"):
+        doc = client.request("GET", path, accept=DISCOVERY_ACCEPT)
+        if doc.get("kind") != "APIGroupDiscoveryList":  # a server without aggregated discovery
+            for group in doc.get("groups") or [
+                {"name": "", "versions": [{"version": v} for v in doc.get("versions", [])]}
+            ]:
+                kinds.update(f"{group.get('name', '')}/{v.get('version', '')}" for v in group.get("versions") or [])
+            continue
+        for group in doc.get("items") or []:
+            name = (group.get("metadata") or {}).get("name", "")
+            for v in group.get("versions") or []:
+                kinds.add(f"{name}/{v.get('version', '')}")
+                for res in v.get("resources") or []:
+                    kinds.add(f"{name}/{v.get('version', '')}/{(res.get('responseKind') or {}).get('kind', '')}")
+    h = hashlib.sha256(json.dumps([version.get("gitVersion", ""), sorted(kinds)]).encode())
+    return h.hexdigest()
+
+
+def inputs_digest(
+    chart_dir: str, values: str, helm_binary: str, capabilities: str, release: str, namespace: str
+) -> str:
+    """What a render of the release depends on, besides live lookups: the chart's files, the values
+    (values_digest), the helm binary, the cluster's capabilities (capabilities_digest), the
+    release's name and namespace. Equal digests render equal manifests, lookups, random values and
+    timestamps aside."""
+    found = os.path.realpath(shutil.which(helm_binary) or helm_binary)
+    try:
+        st = os.stat(found)
+        helm_id = f"{found}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        helm_id = helm_binary
+    parts = [chart_tree_digest(chart_dir), values, helm_id, capabilities, release, namespace]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:40]
 
 
 def recorded_digest(description: str) -> str | None:

@@ -143,6 +143,7 @@ class ClusterRecords:
             "info": {"status": info.get("status", ""), "description": info.get("description", "")},
             "chart_ref": f"{meta.get('name', '')}-{meta.get('version', '')}",
             "app_version": meta.get("appVersion", "") or "",
+            "chart": {"metadata": meta},
             "manifest": rel.get("manifest", ""),
             "hooks": [{"manifest": h.get("manifest", "")} for h in rel.get("hooks") or [] if h.get("manifest")],
         }

@@ -17,6 +17,8 @@ description:
     of the values files recorded in the revision's description (when it differs, the merged values are compared).
     Only when something differs does it run C(helm upgrade --install --reset-values) (with C(--create-namespace)
     and C(--cleanup-on-fail) by default).
+  - The render is skipped when the serving revision was made by this module from the very same chart files,
+    values, helm binary and cluster API (a digest recorded in its description); see O(always_render).
   - The deployed release is read from helm's own record of it (the release Secrets, or ConfigMaps with
     C(HELM_DRIVER=configmap)) through the API, which answers what C(helm history) and C(helm get) would
     without a helm process each. With another storage driver those commands are run.
@@ -132,6 +134,19 @@ options:
       - When V(false), such a release is an error that names the state and how to recover.
     type: bool
     default: true
+  always_render:
+    description:
+      - Render and compare even when the serving revision was made from the very same inputs.
+      - Each revision this module makes records a digest of what its render depended on - every file of the chart
+        (subcharts included), the values, the helm binary, the Kubernetes version and every group, version and kind
+        the API serves, the release name and namespace. When that digest equals the current one, a render would
+        give what the revision deployed, so by default it is skipped (RV(compared=inputs)), and only objects deleted
+        by hand are looked for. What the digest cannot see is the result of a template's C(lookup) of live objects
+        changing since; set this to V(true) for charts whose output depends on that.
+      - Templates with random values or timestamps (without C(lookup)) no longer make every run a change, as they
+        do when rendered.
+    type: bool
+    default: false
   validate:
     description:
       - Before upgrading (and in check mode), send every rendered object to the API server as a dry run (a
@@ -311,6 +326,13 @@ chart_info:
       description: What the stand-in stands in for (annotation C(mybinder.org/stand-in-for)); empty otherwise.
       type: str
   sample: {name: ingress-nginx, version: 4.14.1, app_version: 1.14.1, stand_in: false, stand_in_for: ""}
+compared:
+  description:
+    - How the module decided. V(inputs) - the serving revision was made from the same inputs (see O(always_render)),
+      nothing was rendered. V(render) - the chart was rendered and compared object by object.
+  returned: success
+  type: str
+  sample: inputs
 workloads:
   description: Deployments, StatefulSets and DaemonSets of the release, for M(mybinder.deploy.rollout_status).
   returned: always
@@ -332,15 +354,20 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     DIGEST_MARK,
     HAS_YAML,
+    INPUTS_MARK,
     PENDING_STATES,
     YAML_IMPORT_ERROR,
     Helm,
     HelmError,
     UpgradeOptions,
+    capabilities_digest,
     chart_id,
     compare,
+    inputs_digest,
     last_good_revision,
     recorded_digest,
+    recorded_inputs,
+    release_objects,
     server_validate,
     user_values,
     valid_duration,
@@ -410,6 +437,27 @@ def run(module: AnsibleModule) -> dict:
         current = records.release(name, history=history)
     serving_status = "deployed" if recovered and current else (current or {}).get("info", {}).get("status", "")
 
+    # The revision records what it was rendered from; when nothing of that changed, a render would
+    # give back what it deployed (live lookups, random values and timestamps aside), so the render
+    # is skipped. Objects deleted by hand are still looked for.
+    try:
+        capabilities = capabilities_digest(client)
+    except KubeApiError as exc:
+        raise HelmError(f"release {name}: reading the cluster's API versions failed: {exc.message}") from exc
+    inputs = inputs_digest(chart, f"{digest} skip_crds={p['skip_crds']}", helm.binary, capabilities, name, ns)
+    opts.description = f"{DIGEST_MARK}{digest}{INPUTS_MARK}{inputs}"
+    if (
+        current is not None
+        and current.get("chart")  # read from the record itself (not through the CLI)
+        and not recovered
+        and serving_status == "deployed"
+        and not p["always_render"]
+        and recorded_inputs(current["info"].get("description", "")) == inputs
+    ):
+        unchanged = unchanged_result(module, client, current, name, ns)
+        if unchanged is not None:
+            return unchanged
+
     try:
         rendered = helm.template(
             name, chart, values, is_upgrade=current is not None, inline=inline, skip_crds=p["skip_crds"]
@@ -476,6 +524,7 @@ def run(module: AnsibleModule) -> dict:
         "workloads": workloads(rendered),
         "release": summarize(current, name, ns),
         "chart_info": chart_info(rendered["chart"]["metadata"]),
+        "compared": "render",
     }
     if module._diff:
         result["diff"] = cmp.diffs
@@ -507,6 +556,38 @@ def run(module: AnsibleModule) -> dict:
         }
         raise
     result["release"] = summarize_entry(made or records.latest_entry(name), name, ns)
+    return result
+
+
+def unchanged_result(module: AnsibleModule, client: KubeClient, current: dict, name: str, ns: str) -> dict | None:
+    """The result for a release whose inputs did not change, or None when some of its objects are
+    gone from the cluster (the full comparison then names them, and the upgrade recreates them)."""
+    objects = {k: o for k, o in release_objects(current).items() if not k.startswith("hook ")}
+    try:
+        if missing_objects(client, Resources(client), objects, ns):
+            return None
+    except KubeApiError as exc:
+        raise HelmError(f"release {name}: reading its objects from the cluster failed: {exc}") from exc
+    result = {
+        "changed": False,
+        "upgraded": False,
+        "recovered": None,
+        "previous_revision": int(current["version"]),
+        "changes": {
+            "added": [],
+            "removed": [],
+            "modified": [],
+            "missing": [],
+            "values_changed": [],
+            "chart_changed": False,
+        },
+        "workloads": workloads(current),
+        "release": summarize(current, name, ns),
+        "chart_info": chart_info(current["chart"]["metadata"]),
+        "compared": "inputs",
+    }
+    if module._diff:
+        result["diff"] = []
     return result
 
 
@@ -604,6 +685,7 @@ def main() -> None:
             "take_ownership": {"type": "bool", "default": False},
             "recover_pending": {"type": "bool", "default": True},
             "validate": {"type": "bool", "default": True},
+            "always_render": {"type": "bool", "default": False},
             "binary_path": {"type": "path"},
             "kubeconfig": {
                 "type": "path",

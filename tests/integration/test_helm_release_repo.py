@@ -182,3 +182,65 @@ def test_a_first_install_into_a_new_namespace_is_checked_by_the_server_first(clu
         assert labels["name"] == ns  # as helm --create-namespace labels it
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: gadgets, singular: gadget, kind: Gadget}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def test_a_revision_made_from_the_same_inputs_is_not_rendered_again(cluster, namespace, repo, tmp_path):
+    """The second run finds the digest of its inputs in the serving revision and skips the render;
+    a template with a random value is then not a change (a render would be). A hand-deleted object,
+    a new kind in the API and always_render each make it render and compare again."""
+    chart = small_chart(tmp_path / "small")
+    (chart / "templates" / "random.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-random\n"
+        "data:\n  token: {{ randAlphaNum 12 | quote }}\n"
+    )
+    repo.publish(chart)
+    cache = tmp_path / "cache"
+    (first,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)], "--check")
+    assert first["changed"], first  # check mode on an empty namespace: an install
+    installed, again = run_tasks(
+        tmp_path, [release_task(cluster, namespace, repo, cache), release_task(cluster, namespace, repo, cache)]
+    )
+    assert installed["changed"] and installed["compared"] == "render", installed
+    assert not again["changed"] and again["compared"] == "inputs", again
+    assert (
+        again["workloads"] == installed["workloads"] == [{"kind": "Deployment", "namespace": namespace, "name": "web"}]
+    )
+    assert again["release"]["revision"] == 1 and again["chart_info"]["name"] == "small"
+
+    (rendered,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache, always_render=True)], "--check")
+    assert rendered["compared"] == "render" and rendered["changed"], rendered  # the random value differs
+    assert rendered["changes"]["modified"] == [f"ConfigMap {namespace}/web-random"], rendered["changes"]
+
+    cluster.kubectl("delete", "configmap", "web-config", "-n", namespace)
+    (healed,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    assert healed["changed"] and healed["changes"]["missing"] == [f"ConfigMap {namespace}/web-config"], healed
+    assert healed["release"]["revision"] == 2
+    (quiet,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    assert not quiet["changed"] and quiet["compared"] == "inputs", quiet
+
+    group = f"{namespace}.example.org"
+    cluster.kubectl("apply", "-f", "-", input_text=CRD.format(group=group))
+    try:
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/gadgets.{group}", "--timeout=60s")
+        (new_api,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)], "--check")
+        assert new_api["compared"] == "render", new_api  # .Capabilities changed: render
+    finally:
+        cluster.kubectl("delete", "crd", f"gadgets.{group}", "--wait=false")
