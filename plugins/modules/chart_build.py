@@ -237,6 +237,10 @@ def run(module: AnsibleModule) -> dict[str, Any]:
                     f"the mirror {mirror} resolved other dependency versions than {src}/Chart.lock pins: "
                     f"got {got}, want {want}"
                 )
+            # The mirror's lock only served that check. Later runs leave no lock in the copy (the
+            # upstream one is stale there, see above), so this one goes too: the copy is then the
+            # same after every run, and helm_release's digest of its files changes only with them.
+            os.remove(os.path.join(dest, "Chart.lock"))
         result.update({"changed": True, "fetched": True, "command": " ".join(cmd)})
         with open(stamp_path, "w", encoding="utf-8") as fh:
             json.dump({"digest": digest}, fh)

@@ -193,3 +193,24 @@ def test_a_server_that_stopped_answering_is_replaced_not_left_behind(mirror):
     assert mirror.pid() != old
     assert serving_processes(mirror.state) == [mirror.pid()]
     assert yaml.safe_load(fetch(f"{res.stdout.strip()}/index.yaml"))["entries"]
+
+
+def test_the_build_copy_of_the_meta_chart_is_the_same_after_every_build(mirror, tmp_path):
+    """chart_build against the mirror: the first build (which fetches) and the next (which does not)
+    leave the same files, so helm_release's digest of the chart changes only when the chart does."""
+    from tasks_testlib import run_tasks
+
+    url = mirror("start").stdout.strip()
+    dest = tmp_path / "build" / "mybinder"
+    task = {"mybinder.deploy.chart_build": {"src": str(ROOT / "mybinder"), "dest": str(dest), "mirror": url}}
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(dest)): p.read_bytes() for p in sorted(dest.rglob("*")) if p.is_file()}
+
+    (first,) = run_tasks(tmp_path, [dict(task)])
+    assert first["fetched"], first
+    after_first = files()
+    (second,) = run_tasks(tmp_path, [dict(task)])
+    assert not second["fetched"] and not second["changed"], second
+    assert files() == after_first
+    assert "Chart.lock" not in after_first  # the upstream lock is stale in a mirror build
