@@ -81,6 +81,29 @@ class HelmError(Exception):
         return {**out, **self.extra}
 
 
+def pick_entry(history: list[dict[str, Any]], revision: int | None = None) -> dict[str, Any] | None:
+    """The history entry of ``revision`` (the newest when None); None when there is none."""
+    if not history:
+        return None
+    if revision is None:
+        return history[-1]
+    return next((h for h in history if h.get("revision") == revision), None)
+
+
+def history_entry(release: dict[str, Any]) -> dict[str, Any]:
+    """A release as helm stores it (and prints it with `--output json`) shaped like a `helm history`
+    entry: revision, status, chart, app_version, description."""
+    info = release.get("info") or {}
+    meta = (release.get("chart") or {}).get("metadata") or {}
+    return {
+        "revision": int(release.get("version") or 0),
+        "status": info.get("status", ""),
+        "chart": f"{meta.get('name', '')}-{meta.get('version', '')}",
+        "app_version": meta.get("appVersion", "") or "",
+        "description": info.get("description", ""),
+    }
+
+
 @dataclass
 class Helm:
     """Runs the helm CLI against one cluster. Never puts values or credentials on a command line:
@@ -147,10 +170,7 @@ class Helm:
         version, info.status, description, chart_ref and app_version (as `helm history` prints them),
         manifest, hooks, and with `values` the user-supplied values (config). None when there is none.
         The `helm get` calls run in parallel: they cost about as much as one."""
-        hist = history if history is not None else self.history(release)
-        if not hist:
-            return None
-        entry = hist[-1] if revision is None else next((h for h in hist if h.get("revision") == revision), None)
+        entry = pick_entry(history if history is not None else self.history(release), revision)
         if entry is None:
             return None
         rev = ["--revision", str(entry["revision"])]
@@ -267,18 +287,9 @@ class Helm:
         args = self.upgrade_args(release, chart, values_files, opts, inline is not None)
         res = self.run([*args, "--output", "json"], stdin=stdin_values(inline))
         try:
-            rel = json.loads(res.stdout)
-        except ValueError:
+            return history_entry(json.loads(res.stdout))
+        except (ValueError, AttributeError):
             return None
-        info = rel.get("info") or {}
-        meta = (rel.get("chart") or {}).get("metadata") or {}
-        return {
-            "revision": int(rel.get("version") or 0),
-            "status": info.get("status", ""),
-            "chart": f"{meta.get('name', '')}-{meta.get('version', '')}",
-            "app_version": meta.get("appVersion", "") or "",
-            "description": info.get("description", ""),
-        }
 
     def rollback(self, release: str, revision: int, timeout: str | None = None) -> list[str]:
         args = ["rollback", release, str(revision), "--cleanup-on-fail"]
@@ -424,10 +435,11 @@ def capabilities_digest(client: Any) -> str:
     kinds: set[str] = set()
     for path in ("/api", "/apis"):
         doc = client.request("GET", path, accept=DISCOVERY_ACCEPT)
-        if doc.get("kind") != "APIGroupDiscoveryList":  # a server without aggregated discovery
-            for group in doc.get("groups") or [
-                {"name": "", "versions": [{"version": v} for v in doc.get("versions", [])]}
-            ]:
+        if doc.get("kind") != "APIGroupDiscoveryList":
+            # A server without aggregated discovery: group versions only (/api answers APIVersions,
+            # /apis an APIGroupList).
+            kinds.update(f"/{v}" for v in doc.get("versions") or [])
+            for group in doc.get("groups") or []:
                 kinds.update(f"{group.get('name', '')}/{v.get('version', '')}" for v in group.get("versions") or [])
             continue
         for group in doc.get("items") or []:

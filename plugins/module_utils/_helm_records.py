@@ -23,7 +23,7 @@ import json
 import os
 from typing import Any, Protocol
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError, history_entry, pick_entry
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import METADATA_LIST_ACCEPT
 
@@ -127,23 +127,19 @@ class ClusterRecords:
         history: list[dict[str, Any]] | None = None,
         values: bool = False,
     ) -> dict[str, Any] | None:
-        hist = history if history is not None else self.history(release)
-        if not hist:
-            return None
-        entry = hist[-1] if revision is None else next((h for h in hist if h.get("revision") == revision), None)
+        entry = pick_entry(history if history is not None else self.history(release), revision)
         if entry is None:
             return None
         rel = self.record(release, int(entry["revision"]))
-        info = rel.get("info") or {}
-        meta = (rel.get("chart") or {}).get("metadata") or {}
+        summary = history_entry(rel)
         out: dict[str, Any] = {
             "name": release,
             "namespace": self.namespace,
             "version": int(entry["revision"]),
-            "info": {"status": info.get("status", ""), "description": info.get("description", "")},
-            "chart_ref": f"{meta.get('name', '')}-{meta.get('version', '')}",
-            "app_version": meta.get("appVersion", "") or "",
-            "chart": {"metadata": meta},
+            "info": {"status": summary["status"], "description": summary["description"]},
+            "chart_ref": summary["chart"],
+            "app_version": summary["app_version"],
+            "chart": {"metadata": (rel.get("chart") or {}).get("metadata") or {}},
             "manifest": rel.get("manifest", ""),
             "hooks": [{"manifest": h.get("manifest", "")} for h in rel.get("hooks") or [] if h.get("manifest")],
         }
@@ -157,17 +153,8 @@ class ClusterRecords:
     def latest_entry(self, release: str) -> dict[str, Any] | None:
         """The newest revision as a `helm history` entry (revision, status, chart, app_version,
         description); None when the release has none."""
-        hist = self.history(release)
-        if not hist:
+        entry = pick_entry(self.history(release))
+        if entry is None:
             return None
-        self._decoded.pop(hist[-1]["revision"], None)  # it may have just been written
-        rel = self.release(release, history=hist)
-        if rel is None:  # cannot happen: hist is not empty
-            return None
-        return {
-            "revision": rel["version"],
-            "status": rel["info"]["status"],
-            "chart": rel["chart_ref"],
-            "app_version": rel["app_version"],
-            "description": rel["info"]["description"],
-        }
+        self._decoded.pop(entry["revision"], None)  # it may have just been written
+        return history_entry(self.record(release, entry["revision"]))

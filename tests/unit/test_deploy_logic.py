@@ -424,3 +424,59 @@ def test_wait_sees_a_rollout_that_finishes_between_polls_within_the_first_pauses
     assert res["hub"]["done"]
     # polls at 0, 0.1, 0.25, 0.475: seen 0.175 s after it finished (a 0.5 s poll would see it at 0.5)
     assert clock["now"] == pytest.approx(0.475)
+
+
+class _Discovery:
+    """Answers /version, /api and /apis like an API server with or without aggregated discovery."""
+
+    def __init__(self, groups: dict[str, list[str]], aggregated: bool) -> None:
+        self.groups, self.aggregated = groups, aggregated
+
+    def request(self, method: str, path: str, accept: str = "") -> dict:
+        if path == "/version":
+            return {"gitVersion": "v1.34.4"}
+        names = [""] if path == "/api" else [g for g in self.groups if g]
+        if self.aggregated:
+            items = [
+                {
+                    "metadata": {"name": g},
+                    "versions": [
+                        {"version": v, "resources": [{"responseKind": {"kind": "Thing"}}]} for v in self.groups[g]
+                    ],
+                }
+                for g in names
+            ]
+            return {"kind": "APIGroupDiscoveryList", "items": items}
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": self.groups[""]}
+        return {
+            "kind": "APIGroupList",
+            "groups": [{"name": g, "versions": [{"version": v} for v in self.groups[g]]} for g in names],
+        }
+
+
+@pytest.mark.parametrize("aggregated", [True, False])
+def test_capabilities_digest_changes_with_the_served_group_versions(aggregated):
+    base = {"": ["v1"], "apps": ["v1"]}
+    one = h.capabilities_digest(_Discovery(base, aggregated))
+    assert one == h.capabilities_digest(_Discovery(dict(base), aggregated))
+    assert one != h.capabilities_digest(_Discovery({**base, "cert-manager.io": ["v1"]}, aggregated))
+    assert one != h.capabilities_digest(_Discovery({**base, "": ["v1", "v2"]}, aggregated))
+
+
+def test_history_entries_from_a_stored_release_and_picking_a_revision():
+    rel = {
+        "version": 3,
+        "info": {"status": "deployed", "description": "d"},
+        "chart": {"metadata": {"name": "small", "version": "1.0.0", "appVersion": "1"}},
+    }
+    assert h.history_entry(rel) == {
+        "revision": 3,
+        "status": "deployed",
+        "chart": "small-1.0.0",
+        "app_version": "1",
+        "description": "d",
+    }
+    hist = [{"revision": 1}, {"revision": 2}]
+    assert h.pick_entry(hist) == {"revision": 2} and h.pick_entry(hist, 1) == {"revision": 1}
+    assert h.pick_entry(hist, 5) is None and h.pick_entry([]) is None
