@@ -51,3 +51,38 @@ def test_the_main_process_loads_the_builtin_filters_and_tests():
 def test_a_worker_process_loads_nothing():
     (in_child,) = probe("child")
     assert in_child == "([], [])"
+
+
+IMPORTS_PROBE = """
+import multiprocessing, sys
+sys.path.insert(0, {collections!r})
+
+def child(q):
+    import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
+    q.put('urllib3' in sys.modules)
+
+if __name__ == "__main__":
+    if sys.argv[1] == "child":
+        q = multiprocessing.get_context("fork").Queue()
+        p = multiprocessing.get_context("fork").Process(target=child, args=(q,))
+        p.start(); print(q.get()); p.join()
+    else:
+        print('urllib3' in sys.modules)
+        import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
+        print('urllib3' in sys.modules)
+"""
+
+
+def imports_probe(mode: str) -> list[str]:
+    code = IMPORTS_PROBE.format(collections=str(ROOT / ".collections"))
+    out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout.strip().splitlines()
+
+
+def test_the_main_process_imports_what_the_modules_import_when_they_connect():
+    # urllib3 is what every module that talks to a cluster imports when it builds its client
+    assert imports_probe("main") == ["False", "True"]
+
+
+def test_a_worker_process_imports_nothing_for_later_tasks():
+    assert imports_probe("child") == ["False"]
