@@ -1,14 +1,27 @@
 # Copyright (c) mybinder.deploy developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of mybinder.deploy.helm_release: runs the module in Ansible's worker process when the
-task runs on the controller with the controller's Python (see plugin_utils/_inprocess.py)."""
+task runs on the controller with the controller's Python (see plugin_utils/_inprocess.py), and
+prints the module's note when the chart is a test stand-in, so that no run presents a stand-in
+as the real chart (an ok task's result is not shown without -v)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from ansible.utils.display import Display
 from ansible_collections.mybinder.deploy.plugins.modules import helm_release
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction
+
+display = Display()
 
 
 class ActionModule(ModuleAction):
     module = helm_release
     module_name = "mybinder.deploy.helm_release"
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        if (result.get("chart_info") or {}).get("stand_in") and result.get("msg") and not result.get("failed"):
+            display.display(f"[{(task_vars or {}).get('inventory_hostname', '')}] {result['msg']}")
+        return result

@@ -305,6 +305,10 @@ changes:
     missing: []
     values_changed: [hub.image.tag]
     chart_changed: false
+msg:
+  description: Says that the chart is a test stand-in, not the real chart (the action plugin also prints it).
+  returned: when the chart is a stand-in
+  type: str
 chart_info:
   description: The chart that was rendered, and whether it is a test stand-in (annotation C(mybinder.org/stand-in)).
   returned: always
@@ -660,6 +664,16 @@ def summarize_entry(entry: dict | None, name: str, ns: str) -> dict:
     }
 
 
+def stand_in_note(p: dict, info: dict) -> str:
+    """What an operator must be told about a stand-in chart (never present one as the real chart)."""
+    source = p["chart_repo_url"] or p["chart_ref"]
+    what = info["stand_in_for"] or "a test chart"
+    return (
+        f"{info['name']} {info['version']} from {source} is a STAND-IN ({what}), not the real chart: "
+        "its pods run none of the real software."
+    )
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -694,7 +708,10 @@ def main() -> None:
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
     try:
-        module.exit_json(**run(module))
+        result = run(module)
+        if result.get("chart_info", {}).get("stand_in"):
+            result["msg"] = stand_in_note(module.params, result["chart_info"])
+        module.exit_json(**result)
     except HelmError as exc:
         module.fail_json(**exc.result())
 
