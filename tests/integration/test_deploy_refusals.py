@@ -60,6 +60,24 @@ def test_unknown_environment_is_refused(cluster, tmp_path):
     assert TOUCHED_CLUSTER not in res.output
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (
+            {"preflight_helm_binary": "/nonexistent/helm"},
+            "helm (/nonexistent/helm) cannot be run: /bin/sh: 1: /nonexistent/helm: not found. Install Helm 3",
+        ),
+        ({"preflight_helm_min_version": "9.0.0"}, "is not supported: this collection needs helm >= 9.0.0 and < 4.0.0"),
+    ],
+)
+def test_missing_or_unsupported_helm_is_refused_before_anything_else(cluster, tmp_path, settings, expected):
+    res = deploy(tmp_path, settings)
+    assert res.rc != 0
+    assert expected in " ".join(res.output.split())
+    assert " rc=" not in res.output  # the exit status the lookup appends is not part of the message
+    assert "TASK [mybinder.deploy.secrets" not in res.output and TOUCHED_CLUSTER not in res.output
+
+
 def kubeconfig_copy(cluster, path, **changes) -> str:
     """The local cluster's kubeconfig with the cluster server and/or user replaced."""
     cfg = json.loads(cluster.kubeconfig.read_text())
