@@ -17,13 +17,14 @@ import hashlib
 import json
 import os
 import shutil
+import ssl
 import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
 from typing import Any
 
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.urls import Request, make_context
 
 try:
     import yaml
@@ -32,6 +33,27 @@ try:
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     yaml = None  # type: ignore[assignment]
     _Loader = None
+
+_TLS_CONTEXT: ssl.SSLContext | None = None
+
+
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context ansible's open_url makes by default (the system's CAs), made once
+    per process. Why: open_url makes a new one per request, even for http URLs (a redirect may go
+    to https), and loading the system's CA store costs ~30 ms; a run fetches a few indexes. The
+    in-process runner (plugin_utils/_inprocess.py) makes it in Ansible's main process, so the
+    worker of every task inherits it."""
+    global _TLS_CONTEXT  # pylint: disable=global-statement
+    if _TLS_CONTEXT is None:
+        _TLS_CONTEXT = make_context()
+    return _TLS_CONTEXT
+
+
+def open_url(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> Any:
+    """ansible's open_url (GET, certificates verified, proxies and netrc as it does) with the
+    shared TLS context."""
+    return Request().open("GET", url, headers=headers, timeout=timeout, context=tls_context())
+
 
 STAND_IN = "mybinder.org/stand-in"
 STAND_IN_FOR = "mybinder.org/stand-in-for"

@@ -105,8 +105,7 @@ import tarfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.urls import open_url
-from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import chart_info
+from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import chart_info, open_url
 
 try:
     import yaml

@@ -79,7 +79,8 @@ MODULE_RUNTIME_IMPORTS = ("urllib3", "cryptography.x509")
 
 
 def load_module_runtime_imports_before_fork() -> None:
-    """Import what the modules import at run time once, in the controller's main process.
+    """Import what the modules import at run time once, in the controller's main process, and
+    make the TLS context of chart repository requests there.
 
     Why: a module run in process imports urllib3 (and http.client, mimetypes) when it builds its
     Kubernetes client, in the worker process forked for its task, so every task that talks to a
@@ -93,6 +94,9 @@ def load_module_runtime_imports_before_fork() -> None:
         # only an optimisation: the module imports it, or reports it missing, itself
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    # the TLS context of chart repository requests (the system's CA store, ~30 ms to load)
+    with contextlib.suppress(Exception):
+        importlib.import_module("ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo").tls_context()
 
 
 load_module_runtime_imports_before_fork()

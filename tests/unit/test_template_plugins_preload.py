@@ -70,6 +70,8 @@ if __name__ == "__main__":
         print('urllib3' in sys.modules)
         import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
         print('urllib3' in sys.modules)
+        from ansible_collections.mybinder.deploy.plugins.module_utils import _chart_repo
+        print(_chart_repo._TLS_CONTEXT is not None and _chart_repo.tls_context() is _chart_repo._TLS_CONTEXT)
 """
 
 
@@ -80,8 +82,9 @@ def imports_probe(mode: str) -> list[str]:
 
 
 def test_the_main_process_imports_what_the_modules_import_when_they_connect():
-    # urllib3 is what every module that talks to a cluster imports when it builds its client
-    assert imports_probe("main") == ["False", "True"]
+    # urllib3 is what every module that talks to a cluster imports when it builds its client;
+    # the TLS context of chart repository requests is made once, there, and then reused
+    assert imports_probe("main") == ["False", "True", "True"]
 
 
 def test_a_worker_process_imports_nothing_for_later_tasks():
