@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
-import http.server
 import json
 import os
 import shutil
@@ -100,9 +99,13 @@ def chart_dirs() -> list[Path]:
     return sorted(p.parent for p in STAND_INS.glob("*/Chart.yaml"))
 
 
+# libyaml when PyYAML has it: `start` reads every stand-in's Chart.yaml on each deploy
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_chart(path: Path) -> dict[str, Any]:
     with (path / "Chart.yaml").open() as fh:
-        return yaml.safe_load(fh) or {}
+        return yaml.load(fh, Loader=LOADER) or {}
 
 
 def local_deps(path: Path, meta: dict[str, Any]) -> list[Path]:
@@ -246,6 +249,7 @@ def free_port() -> int:
 
 def serve(directory: Path, port: int) -> None:
     """The background server (`_serve`): static files of the repository, on loopback only."""
+    import http.server  # only the server needs it (`start`, run on every deploy, does not)
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
