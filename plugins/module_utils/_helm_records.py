@@ -72,6 +72,50 @@ def decode_record(data: str, secret: bool = True) -> dict[str, Any]:
     return json.loads(raw)
 
 
+# What `helm list` leaves out by default (it shows deployed, failed and pending releases).
+_LISTED_NOT = ("uninstalled", "uninstalling", "superseded")
+
+
+def cluster_releases(client: KubeClient, kind: str = "secrets") -> list[dict[str, Any]]:
+    """Every release of the cluster as ``helm list --all-namespaces`` shows it: the latest revision
+    of each (name, namespace, revision, status, chart as name-version, app_version), sorted by
+    namespace and name. One metadata-only list of the storage objects, then one GET of the
+    latest record of each release (for its chart)."""
+    latest: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for item in client.list_items(f"/api/v1/{kind}", accept=METADATA_LIST_ACCEPT, labelSelector="owner=helm"):
+        meta = item.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        try:
+            version = int(labels["version"])
+        except (KeyError, ValueError):
+            continue  # not a record helm wrote
+        key = (str(meta.get("namespace", "")), str(labels.get("name", "")))
+        if key not in latest or version > latest[key][0]:
+            latest[key] = (version, str(meta.get("name", "")), str(labels.get("status", "")))
+    out = []
+    for (namespace, name), (version, obj_name, status) in sorted(latest.items()):
+        if status in _LISTED_NOT:
+            continue
+        obj = client.request("GET", f"/api/v1/namespaces/{namespace}/{kind}/{obj_name}")
+        try:
+            chart = (
+                decode_record((obj.get("data") or {}).get("release", ""), secret=kind == "secrets").get("chart") or {}
+            ).get("metadata") or {}
+        except (ValueError, OSError) as exc:  # bad base64, gzip or JSON
+            raise HelmError(f"the record {obj_name} of release {name} is not a helm release: {exc}") from exc
+        out.append(
+            {
+                "name": name,
+                "namespace": namespace,
+                "revision": version,
+                "status": status,
+                "chart": f"{chart.get('name', '')}-{chart.get('version', '')}",
+                "app_version": str(chart.get("appVersion", "")),
+            }
+        )
+    return out
+
+
 class ClusterRecords:
     """The same answers as Helm.history/release/values, from the storage objects."""
 

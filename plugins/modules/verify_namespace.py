@@ -115,6 +115,18 @@ options:
         this, so a namespace that becomes healthy just after the first check is seen at once.
     type: float
     default: 2.0
+  list_releases:
+    description:
+      - Once the namespace is healthy, also list every Helm release of the cluster (RV(releases)), as
+        C(helm list --all-namespaces) does, from Helm's release records (Secrets, or ConfigMaps with
+        E(HELM_DRIVER=configmap)), or with O(helm_binary) for other storage drivers. The action plugin then
+        prints a summary - releases, hosts, health.
+    type: bool
+    default: false
+  helm_binary:
+    description: The helm CLI, for O(list_releases) when E(HELM_DRIVER) names a driver other than Secrets or ConfigMaps.
+    type: str
+    default: helm
   kubeconfig:
     description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
     type: path
@@ -166,16 +178,26 @@ hosts:
   returned: always
   type: dict
   sample: {mybinder.org: {ingress: binderhub, tls_secret: binder-tls}}
+releases:
+  description: Every Helm release of the cluster, latest revision first by namespace and name (with O(list_releases)).
+  returned: when O(list_releases) is set and the namespace is healthy
+  type: list
+  elements: dict
+  sample: [{name: prod, namespace: prod, revision: 42, status: deployed, chart: mybinder-0.1.0, app_version: ""}]
 elapsed:
   description: Seconds this module run waited.
   returned: always
   type: float
 """
 
+import json
+import os
 import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import cluster_releases
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -183,7 +205,17 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
     KubeError,
     connect,
 )
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import pauses, pod_problem, selector_string
+
+# HELM_DRIVER values whose records cluster_releases reads (helm's default is Secrets)
+_RECORD_KINDS = {
+    "": "secrets",
+    "secret": "secrets",
+    "secrets": "secrets",
+    "configmap": "configmaps",
+    "configmaps": "configmaps",
+}
 
 
 def host_matches(pattern: str, host: str) -> bool:
@@ -321,6 +353,33 @@ def check(kube: Kube, p: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def releases(kube: Kube, p: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every Helm release of the cluster (see cluster_releases), through the API when helm's storage
+    driver keeps them in Secrets or ConfigMaps, through `helm list` otherwise."""
+    kind = _RECORD_KINDS.get(os.environ.get("HELM_DRIVER", "").strip().lower())
+    try:
+        if kind:
+            return cluster_releases(KubeClient(kube.transport, kube.timeout), kind)
+        res = Helm(p["helm_binary"], p["kubeconfig"], p["context"]).run(["list", "--all-namespaces", "-o", "json"])
+        listed = json.loads(res.stdout or "[]")
+    except (KubeApiError, HelmError, ValueError) as exc:
+        raise KubeError(f"listing the cluster's Helm releases failed: {exc}") from exc
+    return sorted(
+        (
+            {
+                "name": r.get("name", ""),
+                "namespace": r.get("namespace", ""),
+                "revision": int(r.get("revision") or 0),
+                "status": r.get("status", ""),
+                "chart": r.get("chart", ""),
+                "app_version": r.get("app_version", ""),
+            }
+            for r in listed
+        ),
+        key=lambda r: (r["namespace"], r["name"]),
+    )
+
+
 def run(module: AnsibleModule) -> dict:
     p = module.params
     t0 = time.monotonic()
@@ -332,6 +391,8 @@ def run(module: AnsibleModule) -> dict:
         if not res["problems"] or time.monotonic() + pause > deadline:
             break
         time.sleep(pause)
+    if p["list_releases"] and not res["problems"]:
+        res["releases"] = releases(kube, p)
     res.update({"changed": False, "done": not res["problems"], "elapsed": round(time.monotonic() - t0, 1)})
     if res["problems"] and p["fail_on_timeout"]:
         res["msg"] = f"namespace {p['namespace']} is not healthy after {p['timeout']} s:\n" + "\n".join(
@@ -363,6 +424,8 @@ def main() -> None:
             "wait_seconds": {"type": "float"},
             "fail_on_timeout": {"type": "bool", "default": True},
             "interval": {"type": "float", "default": 2.0},
+            "list_releases": {"type": "bool", "default": False},
+            "helm_binary": {"type": "str", "default": "helm"},
             "kubeconfig": {
                 "type": "path",
                 "aliases": ["kubeconfig_path"],

@@ -5,6 +5,7 @@ Secret and the ConfigMap storage drivers; other drivers go through the CLI."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (  # 
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import (  # noqa: E402
     ClusterRecords,
+    cluster_releases,
     records_for,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import build_client  # noqa: E402
@@ -105,6 +107,27 @@ def test_records_match_the_helm_cli(cluster, namespace, tmp_path, driver):
 
     assert records.history("other") == [] and records.release("other") is None
     assert records.latest_entry("other") is None
+
+
+@pytest.mark.parametrize("driver", ["secret", "configmap"])
+def test_the_cluster_release_list_matches_helm_list(cluster, namespace, tmp_path, driver):
+    three_revisions(cluster, namespace, tmp_path, driver)
+    env = {**os.environ, "HELM_DRIVER": driver}
+    cli = Helm(binary=str(cluster.bin_dir / "helm"), kubeconfig=str(cluster.kubeconfig), env=env)
+    listed = sorted(
+        json.loads(cli.run(["list", "--all-namespaces", "-o", "json"]).stdout),
+        key=lambda r: (r["namespace"], r["name"]),
+    )
+    want = [
+        {k: r[k] for k in ("name", "namespace", "status", "chart", "app_version")} | {"revision": int(r["revision"])}
+        for r in listed
+    ]
+    ours = cluster_releases(build_client({"kubeconfig": str(cluster.kubeconfig)}), f"{driver}s")
+    assert ours == want
+    # this test's release: its newest revision, which failed (helm list shows failed ones too)
+    mine = [r for r in ours if r["namespace"] == namespace]
+    web = {"name": "web", "namespace": namespace, "revision": 3, "status": "failed", "chart": "small-1.0.0"}
+    assert mine == [{**web, "app_version": "1"}]
 
 
 def test_other_drivers_and_no_cluster_use_the_cli(cluster):

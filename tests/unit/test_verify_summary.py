@@ -1,0 +1,39 @@
+"""The deploy's summary that verify_namespace's action plugin prints after a healthy check: every
+release of the cluster, the hosts and the health counts (what `make demo` shows at the end)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
+from ansible_collections.mybinder.deploy.plugins.action.verify_namespace import summary
+
+
+def test_every_release_the_hosts_and_the_health_counts():
+    result = {
+        "releases": [
+            {
+                "name": "cert-manager",
+                "namespace": "cert-manager",
+                "revision": 1,
+                "status": "deployed",
+                "chart": "cert-manager-v1.19.4",
+            },
+            {"name": "prod", "namespace": "prod", "revision": 42, "status": "failed", "chart": "mybinder-0.1.0"},
+        ],
+        "pods": {"checked": 9, "ready": 8},
+        "services": {"checked": 6, "with_endpoints": 6},
+        "placement": {"core_pods": 7, "user_pods": 2},
+    }
+    assert summary(result, ["mybinder.org", "gke.mybinder.org"]) == [
+        "release cert-manager (namespace cert-manager): revision 1, deployed, chart cert-manager-v1.19.4",
+        "release prod (namespace prod): revision 42, failed, chart mybinder-0.1.0",
+        "hosts: mybinder.org, gke.mybinder.org",
+        "health: 8/9 pods ready, 6/6 services with endpoints, 7 pods on core nodes, all pinned there",
+    ]
+
+
+def test_no_hosts_and_no_node_pools():
+    lines = summary({"releases": [], "pods": {"checked": 0, "ready": 0}, "services": {}}, [])
+    assert lines == ["hosts: none", "health: 0/0 pods ready, 0/0 services with endpoints"]
