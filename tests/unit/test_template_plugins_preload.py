@@ -1,6 +1,7 @@
-"""plugin_utils/_inprocess.py loads Ansible's builtin filters and tests when the main process
-imports it, so that the workers forked for each task inherit them instead of loading them again
-(about 10-20 ms per task). In a worker (a child process) it loads nothing."""
+"""plugin_utils/_inprocess.py loads Ansible's builtin filters and tests, imports urllib3 and makes
+the chart repositories' TLS context when the main process imports it, so that the workers forked
+for each task inherit them instead of loading them again (10-60 ms per task). In a worker (a
+child process) it loads nothing."""
 
 from __future__ import annotations
 
@@ -20,9 +21,15 @@ def loaded():
     return sorted({{p.rsplit('/', 1)[-1] for p in filter_loader._module_cache}}), sorted(
         {{p.rsplit('/', 1)[-1] for p in test_loader._module_cache}})
 
+def imported():
+    return 'urllib3' in sys.modules
+
+def state():
+    return {state}()
+
 def child(q):
     import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
-    q.put(loaded())
+    q.put(state())
 
 if __name__ == "__main__":
     if sys.argv[1] == "child":
@@ -30,20 +37,24 @@ if __name__ == "__main__":
         p = multiprocessing.get_context("fork").Process(target=child, args=(q,))
         p.start(); print(q.get()); p.join()
     else:
-        print(loaded())
+        print(state())
         import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
-        print(loaded())
+        print(state())
+        from ansible_collections.mybinder.deploy.plugins.module_utils import _chart_repo
+        print(_chart_repo._TLS_CONTEXT is not None and _chart_repo.tls_context() is _chart_repo._TLS_CONTEXT)
 """
 
 
-def probe(mode: str) -> list[str]:
-    code = PROBE.format(collections=str(ROOT / ".collections"))
+def probe(mode: str, state: str = "loaded") -> list[str]:
+    """Run the probe in a new interpreter: `state` (loaded: the builtin filter and test files;
+    imported: whether urllib3 is) before and after importing _inprocess, or in a forked child."""
+    code = PROBE.format(collections=str(ROOT / ".collections"), state=state)
     out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True, cwd=ROOT)
     return out.stdout.strip().splitlines()
 
 
 def test_the_main_process_loads_the_builtin_filters_and_tests():
-    before, after = probe("main")
+    before, after, _ = probe("main")
     assert before == "([], [])"
     assert "'core.py'" in after and "'mathstuff.py'" in after and "'files.py'" in after, after
 
@@ -53,39 +64,11 @@ def test_a_worker_process_loads_nothing():
     assert in_child == "([], [])"
 
 
-IMPORTS_PROBE = """
-import multiprocessing, sys
-sys.path.insert(0, {collections!r})
-
-def child(q):
-    import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
-    q.put('urllib3' in sys.modules)
-
-if __name__ == "__main__":
-    if sys.argv[1] == "child":
-        q = multiprocessing.get_context("fork").Queue()
-        p = multiprocessing.get_context("fork").Process(target=child, args=(q,))
-        p.start(); print(q.get()); p.join()
-    else:
-        print('urllib3' in sys.modules)
-        import ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess  # noqa: F401
-        print('urllib3' in sys.modules)
-        from ansible_collections.mybinder.deploy.plugins.module_utils import _chart_repo
-        print(_chart_repo._TLS_CONTEXT is not None and _chart_repo.tls_context() is _chart_repo._TLS_CONTEXT)
-"""
-
-
-def imports_probe(mode: str) -> list[str]:
-    code = IMPORTS_PROBE.format(collections=str(ROOT / ".collections"))
-    out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True, cwd=ROOT)
-    return out.stdout.strip().splitlines()
-
-
 def test_the_main_process_imports_what_the_modules_import_when_they_connect():
     # urllib3 is what every module that talks to a cluster imports when it builds its client;
     # the TLS context of chart repository requests is made once, there, and then reused
-    assert imports_probe("main") == ["False", "True", "True"]
+    assert probe("main", "imported") == ["False", "True", "True"]
 
 
 def test_a_worker_process_imports_nothing_for_later_tasks():
-    assert imports_probe("child") == ["False"]
+    assert probe("child", "imported") == ["False"]
