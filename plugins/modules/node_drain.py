@@ -360,10 +360,10 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client impor
     KubeConnectionError,
     build_client,
 )
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import METADATA_LIST_ACCEPT
 
-# Lists during waits ask for metadata only (what waiting needs: UID, owner, annotations,
-# deletionTimestamp); whole pods are fetched once before and once after.
-METADATA_ONLY = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+# Lists during waits ask for metadata only (METADATA_LIST_ACCEPT: what waiting needs is UID,
+# owner, annotations, deletionTimestamp); whole pods are fetched once before and once after.
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -611,7 +611,7 @@ class NodeDrain:
         token = None
         while True:
             page = self.kube.request(
-                "GET", "/api/v1/pods", query={**query, "limit": 1000, "continue": token}, accept=METADATA_ONLY
+                "GET", "/api/v1/pods", query={**query, "limit": 1000, "continue": token}, accept=METADATA_LIST_ACCEPT
             )
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
