@@ -35,6 +35,8 @@ def summary(result: dict[str, Any], hosts: list[str]) -> list[str]:
         f"release {r['name']} (namespace {r['namespace']}): revision {r['revision']}, {r['status']}, chart {r['chart']}"
         for r in result.get("releases") or []
     ]
+    if result.get("releases_error"):
+        lines.append(f"releases: not listed ({result['releases_error']})")
     lines.append(f"hosts: {', '.join(hosts) or 'none'}")
     pods, services = result.get("pods") or {}, result.get("services") or {}
     health = (

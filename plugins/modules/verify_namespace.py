@@ -184,6 +184,10 @@ releases:
   type: list
   elements: dict
   sample: [{name: prod, namespace: prod, revision: 42, status: deployed, chart: mybinder-0.1.0, app_version: ""}]
+releases_error:
+  description: Why RV(releases) is empty with O(list_releases) (for example, no right to list every namespace).
+  returned: when listing the releases failed
+  type: str
 elapsed:
   description: Seconds this module run waited.
   returned: always
@@ -392,7 +396,12 @@ def run(module: AnsibleModule) -> dict:
             break
         time.sleep(pause)
     if p["list_releases"] and not res["problems"]:
-        res["releases"] = releases(kube, p)
+        # Only for the summary: a cluster that lets this user list its namespace but not every
+        # namespace's release records (a 403 from a namespaced role) still passes the check.
+        try:
+            res["releases"] = releases(kube, p)
+        except KubeError as exc:
+            res["releases"], res["releases_error"] = [], str(exc)
     res.update({"changed": False, "done": not res["problems"], "elapsed": round(time.monotonic() - t0, 1)})
     if res["problems"] and p["fail_on_timeout"]:
         res["msg"] = f"namespace {p['namespace']} is not healthy after {p['timeout']} s:\n" + "\n".join(

@@ -37,3 +37,8 @@ def test_every_release_the_hosts_and_the_health_counts():
 def test_no_hosts_and_no_node_pools():
     lines = summary({"releases": [], "pods": {"checked": 0, "ready": 0}, "services": {}}, [])
     assert lines == ["hosts: none", "health: 0/0 pods ready, 0/0 services with endpoints"]
+
+
+def test_releases_that_could_not_be_listed_are_said_not_hidden():
+    result = {"releases": [], "releases_error": "403 Forbidden: secrets is forbidden", "pods": {}, "services": {}}
+    assert summary(result, ["a.test"])[0] == "releases: not listed (403 Forbidden: secrets is forbidden)"

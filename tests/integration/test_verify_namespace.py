@@ -1,0 +1,101 @@
+"""mybinder.deploy.verify_namespace's release list (list_releases) on the real local API server:
+it matches the releases helm knows, and a user who may read its own namespace but not every
+namespace's release records still gets a passing check, with the reason the list is missing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from deploy_testlib import helm, small_chart
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "plugins" / "modules" / "verify_namespace.py"
+
+pytestmark = pytest.mark.cluster
+
+
+def run_module(args: dict, tmp_path: Path) -> dict:
+    """Run the module as Ansible would run it out of process (its arguments in a JSON file)."""
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / ".collections"))
+    res = subprocess.run([sys.executable, str(MODULE), str(path)], capture_output=True, text=True, env=env, check=False)
+    return json.loads(res.stdout)
+
+
+def test_the_release_list_is_what_helm_lists(cluster, namespace, tmp_path):
+    helm(cluster, "upgrade", "--install", "web", str(small_chart(tmp_path / "small")), "-n", namespace)
+    listed = json.loads(
+        subprocess.run(
+            [str(cluster.bin_dir / "helm"), "--kubeconfig", str(cluster.kubeconfig), "list", "-A", "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    out = run_module(
+        {"namespace": namespace, "list_releases": True, "timeout": 10, "kubeconfig": str(cluster.kubeconfig)}, tmp_path
+    )
+    assert out.get("done") is True and not out.get("failed"), out
+    assert [(r["namespace"], r["name"], r["revision"]) for r in out["releases"]] == sorted(
+        (r["namespace"], r["name"], int(r["revision"])) for r in listed
+    )
+    assert "releases_error" not in out
+    mine = [r for r in out["releases"] if r["namespace"] == namespace]
+    assert mine == [
+        {
+            "name": "web",
+            "namespace": namespace,
+            "revision": 1,
+            "status": "deployed",
+            "chart": "small-1.0.0",
+            "app_version": "1",
+        }
+    ]
+
+
+def test_a_user_limited_to_its_namespace_passes_and_is_told_why_the_releases_are_not_listed(
+    cluster, namespace, tmp_path
+):
+    cluster.kubectl("create", "serviceaccount", "deployer", "-n", namespace)
+    cluster.kubectl("create", "role", "read-all", "-n", namespace, "--verb=get,list,watch", "--resource=*.*")
+    cluster.kubectl(
+        "create",
+        "rolebinding",
+        "deployer",
+        "-n",
+        namespace,
+        "--role=read-all",
+        f"--serviceaccount={namespace}:deployer",
+    )
+    token = cluster.kubectl("create", "token", "deployer", "-n", namespace).stdout.strip()
+    cfg = json.loads(cluster.kubectl("config", "view", "--raw", "--flatten", "-o", "json").stdout)
+    ca = cfg["clusters"][0]["cluster"]["certificate-authority-data"]
+    limited = tmp_path / "limited.kubeconfig"
+    limited.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": cluster.server, "certificate-authority-data": ca}}],
+                "users": [{"name": "u", "user": {"token": token}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    limited.chmod(0o600)
+    assert base64.b64decode(ca)  # the CA came along
+    out = run_module(
+        {"namespace": namespace, "list_releases": True, "timeout": 10, "kubeconfig": str(limited)}, tmp_path
+    )
+    assert out.get("done") is True and not out.get("failed"), out
+    assert out["releases"] == []
+    assert "listing the cluster's Helm releases failed" in out["releases_error"]
+    assert "forbidden" in out["releases_error"].lower(), out["releases_error"]
