@@ -55,12 +55,36 @@ class Records(Protocol):
     def latest_entry(self, release: str) -> dict[str, Any] | None: ...
 
 
+def record_kind(helm: Helm) -> str | None:
+    """The kind of object helm's storage driver keeps release records in (secrets, configmaps), or
+    None for a driver this module does not read (sql, memory): HELM_DRIVER as helm would see it."""
+    return _DRIVERS.get((helm.env or os.environ).get("HELM_DRIVER", "").strip().lower())
+
+
 def records_for(helm: Helm, client: KubeClient | None, namespace: str) -> Records:
     """The cluster reader when helm's storage driver is one it understands, the CLI otherwise."""
-    driver = (helm.env or os.environ).get("HELM_DRIVER", "").strip().lower()
-    if client is None or driver not in _DRIVERS:
+    kind = record_kind(helm)
+    if client is None or kind is None:
         return helm
-    return ClusterRecords(client, namespace, _DRIVERS[driver])
+    return ClusterRecords(client, namespace, kind)
+
+
+def list_releases(helm: Helm, client: KubeClient) -> list[dict[str, Any]]:
+    """Every release of the cluster as ``helm list --all-namespaces`` shows it (see
+    cluster_releases), read through the API when the storage driver is one this module reads,
+    with the CLI otherwise. Sorted by namespace and name."""
+    kind = record_kind(helm)
+    if kind is not None:
+        return cluster_releases(client, kind)
+    try:
+        listed = json.loads(helm.run(["list", "--all-namespaces", "-o", "json"]).stdout or "[]")
+    except ValueError as exc:
+        raise HelmError(f"helm list printed no JSON: {exc}") from exc
+    keys = ("name", "namespace", "status", "chart", "app_version")
+    return sorted(
+        ({**{k: str(r.get(k, "")) for k in keys}, "revision": int(r.get("revision") or 0)} for r in listed),
+        key=lambda r: (r["namespace"], r["name"]),
+    )
 
 
 def decode_record(data: str, secret: bool = True) -> dict[str, Any]:
@@ -96,12 +120,15 @@ def cluster_releases(client: KubeClient, kind: str = "secrets") -> list[dict[str
     for (namespace, name), (version, obj_name, status) in sorted(latest.items()):
         if status in _LISTED_NOT:
             continue
-        obj = client.request("GET", f"/api/v1/namespaces/{namespace}/{kind}/{obj_name}")
         try:
-            chart = (
-                decode_record((obj.get("data") or {}).get("release", ""), secret=kind == "secrets").get("chart") or {}
-            ).get("metadata") or {}
-        except (ValueError, OSError) as exc:  # bad base64, gzip or JSON
+            obj = client.request("GET", f"/api/v1/namespaces/{namespace}/{kind}/{obj_name}")
+        except KubeApiError as exc:
+            if exc.status == 404:
+                continue  # uninstalled (or its namespace deleted) since the list: helm list would not show it
+            raise
+        try:
+            entry = history_entry(decode_record((obj.get("data") or {}).get("release", ""), secret=kind == "secrets"))
+        except (ValueError, OSError, AttributeError) as exc:  # bad base64, gzip or JSON
             raise HelmError(f"the record {obj_name} of release {name} is not a helm release: {exc}") from exc
         out.append(
             {
@@ -109,8 +136,8 @@ def cluster_releases(client: KubeClient, kind: str = "secrets") -> list[dict[str
                 "namespace": namespace,
                 "revision": version,
                 "status": status,
-                "chart": f"{chart.get('name', '')}-{chart.get('version', '')}",
-                "app_version": str(chart.get("appVersion", "")),
+                "chart": entry["chart"],
+                "app_version": entry["app_version"],
             }
         )
     return out

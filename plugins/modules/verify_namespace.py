@@ -194,14 +194,12 @@ elapsed:
   type: float
 """
 
-import json
-import os
 import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import cluster_releases
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import list_releases
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -211,15 +209,6 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import pauses, pod_problem, selector_string
-
-# HELM_DRIVER values whose records cluster_releases reads (helm's default is Secrets)
-_RECORD_KINDS = {
-    "": "secrets",
-    "secret": "secrets",
-    "secrets": "secrets",
-    "configmap": "configmaps",
-    "configmaps": "configmaps",
-}
 
 
 def host_matches(pattern: str, host: str) -> bool:
@@ -358,30 +347,12 @@ def check(kube: Kube, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def releases(kube: Kube, p: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every Helm release of the cluster (see cluster_releases), through the API when helm's storage
-    driver keeps them in Secrets or ConfigMaps, through `helm list` otherwise."""
-    kind = _RECORD_KINDS.get(os.environ.get("HELM_DRIVER", "").strip().lower())
+    """Every Helm release of the cluster (module_utils/_helm_records.list_releases)."""
+    helm = Helm(p["helm_binary"], p["kubeconfig"], p["context"])
     try:
-        if kind:
-            return cluster_releases(KubeClient(kube.transport, kube.timeout), kind)
-        res = Helm(p["helm_binary"], p["kubeconfig"], p["context"]).run(["list", "--all-namespaces", "-o", "json"])
-        listed = json.loads(res.stdout or "[]")
-    except (KubeApiError, HelmError, ValueError) as exc:
+        return list_releases(helm, KubeClient(kube.transport, kube.timeout))
+    except (KubeApiError, HelmError) as exc:
         raise KubeError(f"listing the cluster's Helm releases failed: {exc}") from exc
-    return sorted(
-        (
-            {
-                "name": r.get("name", ""),
-                "namespace": r.get("namespace", ""),
-                "revision": int(r.get("revision") or 0),
-                "status": r.get("status", ""),
-                "chart": r.get("chart", ""),
-                "app_version": r.get("app_version", ""),
-            }
-            for r in listed
-        ),
-        key=lambda r: (r["namespace"], r["name"]),
-    )
 
 
 def run(module: AnsibleModule) -> dict:

@@ -25,6 +25,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (  # 
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import (  # noqa: E402
     ClusterRecords,
     cluster_releases,
+    list_releases,
     records_for,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import build_client  # noqa: E402
@@ -140,6 +141,50 @@ def test_other_drivers_and_no_cluster_use_the_cli(cluster):
     assert isinstance(records_for(cli, client, "x"), ClusterRecords)
 
 
+def test_a_release_uninstalled_while_the_list_is_read_is_left_out(cluster, namespace, tmp_path):
+    three_revisions(cluster, namespace, tmp_path, "secret")
+    client = build_client({"kubeconfig": str(cluster.kubeconfig)})
+
+    class UninstallFirst(type(client)):
+        """The real client, but the release is uninstalled between the list and the reads."""
+
+        def request(self, method, path, **kw):
+            if method == "GET" and f"/namespaces/{namespace}/secrets/sh.helm.release" in path:
+                helm(cluster, "uninstall", "web", "-n", namespace)
+            return super().request(method, path, **kw)
+
+    racing = UninstallFirst(client.transport, client.request_timeout)
+    assert [r for r in cluster_releases(racing) if r["namespace"] == namespace] == []
+
+
+def test_the_release_list_uses_the_cli_only_for_drivers_it_cannot_read(cluster, namespace, tmp_path):
+    three_revisions(cluster, namespace, tmp_path, "secret")
+    client = build_client({"kubeconfig": str(cluster.kubeconfig)})
+    # the Secret driver: read through the API (the helm binary is never run)
+    no_helm = Helm(binary=str(tmp_path / "no-helm"), env={**os.environ, "HELM_DRIVER": "secret"})
+    assert ("web", namespace, 3) in [(r["name"], r["namespace"], r["revision"]) for r in list_releases(no_helm, client)]
+    # the sql driver: `helm list` (here the missing binary says so)
+    with pytest.raises(HelmError, match="helm binary not found"):
+        list_releases(Helm(binary=str(tmp_path / "no-helm"), env={**os.environ, "HELM_DRIVER": "sql"}), client)
+    # the memory driver, through the real CLI: helm loads its releases from a file
+    data = tmp_path / "memory.yaml"
+    data.write_text(
+        "- name: x\n  namespace: y\n  version: 2\n  info: {status: deployed}\n"
+        "  chart: {metadata: {name: c, version: 1.0.0, appVersion: '9'}}\n"
+    )
+    env = {**os.environ, "HELM_DRIVER": "memory", "HELM_MEMORY_DRIVER_DATA": str(data)}
+    cli = Helm(binary=str(cluster.bin_dir / "helm"), kubeconfig=str(cluster.kubeconfig), env=env)
+    (listed,) = list_releases(cli, client)
+    # (helm's memory driver reports odd namespaces with --all-namespaces: not compared)
+    assert {k: listed[k] for k in ("name", "revision", "status", "chart", "app_version")} == {
+        "name": "x",
+        "revision": 2,
+        "status": "deployed",
+        "chart": "c-1.0.0",
+        "app_version": "9",
+    }
+
+
 def test_a_record_that_is_not_a_release_is_refused_by_name(cluster, namespace):
     cluster.kubectl(
         "create",
@@ -153,7 +198,15 @@ def test_a_record_that_is_not_a_release_is_refused_by_name(cluster, namespace):
     cluster.kubectl(
         "label", "secret", "sh.helm.release.v1.fake.v1", "-n", namespace, "owner=helm", "name=fake", "version=1"
     )
-    records = ClusterRecords(build_client({"kubeconfig": str(cluster.kubeconfig)}), namespace)
-    assert records.history("fake") == [{"revision": 1, "status": ""}]
-    with pytest.raises(HelmError, match=r"sh\.helm\.release\.v1\.fake\.v1 of release fake is not a helm release"):
-        records.release("fake")
+    client = build_client({"kubeconfig": str(cluster.kubeconfig)})
+    records = ClusterRecords(client, namespace)
+    try:
+        assert records.history("fake") == [{"revision": 1, "status": ""}]
+        refused = r"sh\.helm\.release\.v1\.fake\.v1 of release fake is not a helm release"
+        with pytest.raises(HelmError, match=refused):
+            records.release("fake")
+        with pytest.raises(HelmError, match=refused):
+            cluster_releases(client)  # the cluster-wide list names it too
+    finally:
+        # gone now, not when the namespace is: other tests list every namespace's records
+        cluster.kubectl("delete", "secret", "sh.helm.release.v1.fake.v1", "-n", namespace)
