@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.utils.display import Display
 from ansible_collections.mybinder.deploy.plugins.modules import cluster_check
-from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction
-
-display = Display()
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction, tell
 
 
-def report(host: str, result: dict[str, Any]) -> str:
+def report(result: dict[str, Any]) -> str:
     user = f", user {result['user']}" if result.get("user") else ""
     return (
-        f"{host}: Kubernetes {result.get('server_version')} at {result.get('server')} "
-        f"(context {result.get('context')}{user})"
+        f"Kubernetes {result.get('server_version')} at {result.get('server')} (context {result.get('context')}{user})"
     )
 
 
@@ -31,5 +27,5 @@ class ActionModule(ModuleAction):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         if not result.get("failed") and result.get("server_version") and not self._task.no_log:
-            display.display(report((task_vars or {}).get("inventory_hostname", ""), result))
+            tell(task_vars, report(result))
         return result

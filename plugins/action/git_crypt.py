@@ -15,11 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from ansible import constants as C
-from ansible.utils.display import Display
 from ansible_collections.mybinder.deploy.plugins.modules import git_crypt
-from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction
-
-display = Display()
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction, tell
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -38,9 +35,8 @@ class ActionModule(ModuleAction):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         if self._task.no_log:
-            host = (task_vars or {}).get("inventory_hostname", "")
             if result.get("failed"):
-                display.display(f"[{host}] git_crypt failed: {result.get('msg', 'no message')}", color=C.COLOR_ERROR)
+                tell(task_vars, f"git_crypt failed: {result.get('msg', 'no message')}", color=C.COLOR_ERROR)
             elif "state" in result:
-                display.display(f"[{host}] {summary(result)}")
+                tell(task_vars, summary(result))
         return result

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.utils.display import Display
 from ansible_collections.mybinder.deploy.plugins.modules import helm_release
-from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction
-
-display = Display()
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction, tell
 
 
 class ActionModule(ModuleAction):
@@ -23,5 +20,5 @@ class ActionModule(ModuleAction):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         if (result.get("chart_info") or {}).get("stand_in") and result.get("msg") and not result.get("failed"):
-            display.display(f"[{(task_vars or {}).get('inventory_hostname', '')}] {result['msg']}")
+            tell(task_vars, result["msg"])
         return result

@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
-from ansible.utils.display import Display
 from ansible_collections.mybinder.deploy.plugins.modules import verify_namespace
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import tell
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._rounds import run_rounds
 
 SHOWN = 3
-
-display = Display()
 
 
 def describe(result: dict[str, Any], elapsed: float, timeout: float) -> str:
@@ -65,7 +63,5 @@ class ActionModule(ActionBase):
             )
         )
         if "releases" in result and not result.get("failed") and not self._task.no_log:
-            host = task_vars.get("inventory_hostname", "")
-            hosts = [str(h) for h in args.get("hosts") or []]
-            display.display("\n".join(f"[{host}] {line}" for line in summary(result, hosts)))
+            tell(task_vars, *summary(result, [str(h) for h in args.get("hosts") or []]))
         return result

@@ -73,8 +73,8 @@ load_template_plugins_before_fork()
 
 
 # What this collection's modules import on their first request, besides what importing them
-# imports (module_utils/_kube_client.py imports these when it builds a client, so that a module
-# that never talks to a cluster does not pay for them).
+# imports (module_utils/_kube_client.py imports urllib3 when it builds a client, _kube.py
+# cryptography when it reads a client certificate: a module that does neither does not pay).
 MODULE_RUNTIME_IMPORTS = ("urllib3", "cryptography.x509")
 
 
@@ -100,6 +100,14 @@ def load_module_runtime_imports_before_fork() -> None:
 
 
 load_module_runtime_imports_before_fork()
+
+
+def tell(task_vars: dict[str, Any] | None, *lines: str, color: str | None = None) -> None:
+    """Print lines for the operator from an action plugin, each after the host's name as Ansible
+    prints it ("[host] ..."). From a worker process, ansible-core passes them to the main process,
+    which prints them at once, even while the task still runs."""
+    host = (task_vars or {}).get("inventory_hostname", "")
+    display.display("\n".join(f"[{host}] {line}" for line in lines), color=color)
 
 
 def in_process_possible(action: ActionBase, task_vars: dict[str, Any]) -> bool:

@@ -16,10 +16,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ansible.utils.display import Display
-from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import run_module
-
-display = Display()
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import run_module, tell
 
 
 def run_rounds(
@@ -35,7 +32,6 @@ def run_rounds(
     """Call `module` (its code; `module_name` its FQCN) with wait_seconds/fail_on_timeout set per
     round until it is done, fails, or `timeout` seconds have passed (the last round fails on
     timeout). `describe(result, elapsed, timeout)` makes the progress line."""
-    host = task_vars.get("inventory_hostname", "")
     start = time.monotonic()
     interval = max(1.0, float(interval))
     overhead = 0.0  # time a module run costs besides its waiting (process start, imports, login)
@@ -51,8 +47,8 @@ def run_rounds(
         elapsed = time.monotonic() - start
         if result.get("failed") or result.get("done") or last:
             if not result.get("failed") and elapsed >= interval:
-                display.display(f"[{host}] {describe(result, elapsed, timeout)}")
+                tell(task_vars, describe(result, elapsed, timeout))
             result["elapsed"] = round(elapsed, 1)
             return result
         overhead = max(0.0, took - wait)
-        display.display(f"[{host}] {describe(result, elapsed, timeout)}")
+        tell(task_vars, describe(result, elapsed, timeout))

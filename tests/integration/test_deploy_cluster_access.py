@@ -86,7 +86,7 @@ def test_gke_credentials_go_into_a_private_kubeconfig(cluster, tmp_path, zone, f
     assert fetch[0]["KUBECONFIG"] == str(kubeconfig) and fetch[0]["prompts"] == "1"
     assert stat.S_IMODE(kubeconfig.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
-    assert "prod: Kubernetes v1.34.4 at https://127.0.0.1:" in res.output
+    assert "[prod] Kubernetes v1.34.4 at https://127.0.0.1:" in res.output
 
 
 def test_gcloud_failure_is_explained(cluster, tmp_path):
