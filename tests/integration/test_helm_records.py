@@ -115,16 +115,21 @@ def test_the_cluster_release_list_matches_helm_list(cluster, namespace, tmp_path
     three_revisions(cluster, namespace, tmp_path, driver)
     env = {**os.environ, "HELM_DRIVER": driver}
     cli = Helm(binary=str(cluster.bin_dir / "helm"), kubeconfig=str(cluster.kubeconfig), env=env)
-    listed = sorted(
-        json.loads(cli.run(["list", "--all-namespaces", "-o", "json"]).stdout),
-        key=lambda r: (r["namespace"], r["name"]),
-    )
-    want = [
-        {k: r[k] for k in ("name", "namespace", "status", "chart", "app_version")} | {"revision": int(r["revision"])}
-        for r in listed
-    ]
+
+    def helm_list() -> set[tuple]:
+        keys = ("name", "namespace", "status", "chart", "app_version")
+        listed = json.loads(cli.run(["list", "--all-namespaces", "-o", "json"]).stdout)
+        return {(*(r[k] for k in keys), int(r["revision"])) for r in listed}
+
+    # Earlier tests' namespaces may still be going away, taking their releases with them: what
+    # helm lists after ours must be in ours, and ours must be in what it listed before.
+    before = helm_list()
     ours = cluster_releases(build_client({"kubeconfig": str(cluster.kubeconfig)}), f"{driver}s")
-    assert ours == want
+    after = helm_list()
+    keys = ("name", "namespace", "status", "chart", "app_version")
+    got = {(*(r[k] for k in keys), r["revision"]) for r in ours}
+    assert after <= got <= before, (before, got, after)
+    assert ours == sorted(ours, key=lambda r: (r["namespace"], r["name"]))
     # this test's release: its newest revision, which failed (helm list shows failed ones too)
     mine = [r for r in ours if r["namespace"] == namespace]
     web = {"name": "web", "namespace": namespace, "revision": 3, "status": "failed", "chart": "small-1.0.0"}
