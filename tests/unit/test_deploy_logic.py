@@ -3,6 +3,7 @@ redaction, helm's values merge, values layer checks, the chart build copy, and t
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -399,17 +400,16 @@ def test_tls_host_matching(pattern, host, ok):
     assert host_matches(pattern, host) is ok
 
 
-def test_poll_pauses_start_short_and_grow_to_the_interval():
-    got = []
-    for pause in r.pauses(0.5):
-        got.append(round(pause, 3))
-        if len(got) == 7:
-            break
-    assert got == [0.1, 0.15, 0.225, 0.338, 0.5, 0.5, 0.5]
-    assert next(r.pauses(0.05)) == 0.05  # never above the interval
+def test_poll_pauses_stay_short_for_two_seconds_then_grow_to_the_interval():
+    got = [round(p, 3) for p in itertools.islice(r.pauses(0.5), 45)]
+    assert got[:40] == [0.05] * 40  # 2 s of pauses of 0.05 s
+    assert got[40:45] == [0.075, 0.113, 0.169, 0.253, 0.38]
+    assert round(list(itertools.islice(r.pauses(0.5), 50))[-1], 3) == 0.5  # never above the interval
+    assert next(r.pauses(0.02)) == 0.02
+    assert [round(p, 3) for p in itertools.islice(r.pauses(1.0, first=0.1, fast_seconds=0), 3)] == [0.1, 0.15, 0.225]
 
 
-def test_wait_sees_a_rollout_that_finishes_between_polls_within_the_first_pauses(monkeypatch):
+def test_wait_sees_a_rollout_within_a_twentieth_of_a_second_of_its_end(monkeypatch):
     clock = {"now": 0.0}
     monkeypatch.setattr(r.time, "monotonic", lambda: clock["now"])
     monkeypatch.setattr(r.time, "sleep", lambda s: clock.__setitem__("now", clock["now"] + s))
@@ -417,13 +417,21 @@ def test_wait_sees_a_rollout_that_finishes_between_polls_within_the_first_pauses
     class Rollout:
         objects = [{"kind": "Deployment", "namespace": "n", "name": "hub"}]
 
-        def poll(self):  # done 0.3 s after the wait started
-            return {"hub": {"done": clock["now"] >= 0.3, "failed": False}}
+        def __init__(self, done_at: float) -> None:
+            self.done_at = done_at
 
-    res = r.wait(Rollout(), seconds=600, interval=0.5)
-    assert res["hub"]["done"]
-    # polls at 0, 0.1, 0.25, 0.475: seen 0.175 s after it finished (a 0.5 s poll would see it at 0.5)
-    assert clock["now"] == pytest.approx(0.475)
+        def poll(self):
+            return {"hub": {"done": clock["now"] >= self.done_at, "failed": False}}
+
+    for done_at in (0.3, 0.71, 1.93):
+        clock["now"] = 0.0
+        res = r.wait(Rollout(done_at), seconds=600, interval=0.5)
+        assert res["hub"]["done"]
+        assert done_at <= clock["now"] < done_at + 0.05 + 1e-9, (done_at, clock["now"])
+    # a long rollout is polled less often: done at 30 s, seen within the interval
+    clock["now"] = 0.0
+    assert r.wait(Rollout(30.0), seconds=600, interval=0.5)["hub"]["done"]
+    assert 30.0 <= clock["now"] < 30.5
 
 
 class _Discovery:
