@@ -10,11 +10,14 @@ server version - runs for real against the local cluster.
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
 import textwrap
 
 import pytest
-from deploy_testlib import deploy
+import yaml
+from deploy_testlib import deploy, env, parse
 
 from conftest import ROOT
 
@@ -87,6 +90,63 @@ def test_gke_credentials_go_into_a_private_kubeconfig(cluster, tmp_path, zone, f
     assert stat.S_IMODE(kubeconfig.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     assert "[prod] Kubernetes v1.34.4 at https://127.0.0.1:" in res.output
+
+
+def test_later_tasks_reach_the_cluster_through_the_environment_it_sets(cluster, tmp_path):
+    """After the stage, kubectl, helm and kubernetes.core modules find the GKE cluster through the
+    fact cluster_access_environment, which deploy.yml exports to every later task: helm run with
+    it, with no KUBECONFIG and no ~/.kube/config of its own, lists the cluster's releases."""
+    gcloud, _ = fake_gcloud(tmp_path, cluster)
+    inventory = gke(tmp_path, gcloud, "us-central1")
+    kubeconfig = tmp_path / "kube" / "mybinder-deploy" / "binder-prod_us-central1_prod.kubeconfig"
+    play = tmp_path / "play.yml"
+    play.write_text(
+        textwrap.dedent(
+            f"""\
+            - name: The deploy, up to cluster access
+              ansible.builtin.import_playbook: {ROOT / "deploy.yml"}
+            - name: A later task
+              hosts: mybinder_clusters
+              gather_facts: false
+              tags: [always]
+              vars:
+                ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+              environment: "{{{{ cluster_access_environment }}}}"
+              tasks:
+                - name: Run tools with the exported environment
+                  ansible.builtin.shell: env | grep -E '^(K8S_AUTH_|KUBECONFIG|HELM_KUBE)' | sort; helm list -A -q
+                  changed_when: false
+                  register: out
+                - name: Show
+                  ansible.builtin.debug:
+                    msg: "{{{{ out.stdout_lines }}}}"
+            """
+        )
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    run_env = {k: v for k, v in env().items() if k not in ("KUBECONFIG", "K8S_AUTH_KUBECONFIG")}
+    run_env.update(HOME=str(home), PATH=os.environ["PATH"])
+    res = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(play), "-i", str(inventory), "--tags", "cluster_access"],
+        cwd=ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    run = parse(res.returncode, res.stdout + res.stderr)
+    assert run.rc == 0, run.output
+    assert deploy_environment() == "{{ cluster_access_environment }}"
+    assert f'"K8S_AUTH_KUBECONFIG={kubeconfig}",' in run.output, run.output
+    assert f'"KUBECONFIG={kubeconfig}",' in run.output, run.output
+    assert "K8S_AUTH_CONTEXT=" not in run.output and "HELM_KUBECONTEXT=" not in run.output  # none was given
+    assert not (home / ".kube" / "config").exists()
+
+
+def deploy_environment() -> str:
+    (play,) = yaml.safe_load((ROOT / "deploy.yml").read_text())
+    return play["environment"]
 
 
 def test_gcloud_failure_is_explained(cluster, tmp_path):
