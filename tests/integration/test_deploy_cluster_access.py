@@ -138,8 +138,9 @@ def test_later_tasks_reach_the_cluster_through_the_environment_it_sets(cluster, 
     run = parse(res.returncode, res.stdout + res.stderr)
     assert run.rc == 0, run.output
     assert deploy_environment() == "{{ cluster_access_environment }}"
-    assert f'"K8S_AUTH_KUBECONFIG={kubeconfig}",' in run.output, run.output
-    assert f'"KUBECONFIG={kubeconfig}",' in run.output, run.output
+    # each variable is one item of the printed list (the last one without a comma)
+    assert f'"K8S_AUTH_KUBECONFIG={kubeconfig}"' in run.output, run.output
+    assert f'"KUBECONFIG={kubeconfig}"' in run.output, run.output
     assert "K8S_AUTH_CONTEXT=" not in run.output and "HELM_KUBECONTEXT=" not in run.output  # none was given
     assert not (home / ".kube" / "config").exists()
 
