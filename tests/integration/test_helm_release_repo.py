@@ -7,6 +7,7 @@ deployed, and stand-ins are reported as such."""
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import subprocess
 import threading
@@ -182,6 +183,48 @@ def test_a_first_install_into_a_new_namespace_is_checked_by_the_server_first(clu
         assert labels["name"] == ns  # as helm --create-namespace labels it
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+EXTRA_SPEC = """\
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-extra
+spec:
+  selector: {app: web}
+  ports: [{port: 81}]
+  {{- with .Values.web.extraSpec }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+"""
+
+
+def test_a_misspelt_field_is_refused_on_a_first_install_where_helm_alone_drops_it(cluster, repo, tmp_path):
+    """Why a first install is dry-run by the API server before helm runs: helm 3 creates objects
+    without strict field validation, so a misspelt field (sessionAfinity) is dropped with a warning
+    and the install succeeds. The server-side apply dry run refuses it, naming the field, and
+    nothing is left (no release, no namespace)."""
+    chart = small_chart(tmp_path / "small", extra_template=EXTRA_SPEC)
+    repo.publish(chart)
+    typo = {"web": {"replicas": 1, "extraSpec": {"sessionAfinity": "ClientIP"}}}
+    alone, checked = (f"t-typo-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    values = tmp_path / "typo.json"
+    values.write_text(json.dumps(typo))
+    try:
+        # helm on its own: installed, the field silently gone
+        helm(cluster, "install", "web", str(chart), "-n", alone, "--create-namespace", "-f", str(values))
+        live = cluster.get_json("service", "web-extra", "-n", alone)
+        assert live["spec"].get("sessionAffinity", "None") == "None" and "sessionAfinity" not in live["spec"]
+
+        (bad,) = run_tasks(tmp_path, [release_task(cluster, checked, repo, tmp_path / "cache", values=typo)])
+        assert bad["failed"] and "the API server rejects what release web would deploy" in bad["msg"], bad
+        assert "sessionAfinity" in bad["msg"] and "field not declared in schema" in bad["msg"], bad["msg"]
+        assert cluster.kubectl("get", "namespace", checked, check=False).returncode != 0
+        assert helm(cluster, "status", "web", "-n", checked, check=False).returncode != 0
+    finally:
+        for ns in (alone, checked):
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
 
 
 CRD = """\
