@@ -84,6 +84,20 @@ def test_only_real_changes_are_deployed_and_check_mode_changes_nothing(cluster, 
     assert len(history(cluster, namespace, namespace)) == 2
 
 
+def test_the_verify_stage_prints_the_releases_hosts_and_health(cluster, namespace, tmp_path):
+    """After the mybinder stage, verify waits for health and prints the summary an operator reads
+    at the end of a deploy: each release with its revision, status and chart, the hosts, and the
+    health counts. (No hosts and one node pool here: the small chart has no ingress.)"""
+    chart = small_chart(tmp_path / "chart")
+    extra = overrides(tmp_path, namespace, chart, mybinder_hosts={}, mybinder_node_pools={})
+    res = deploy(tmp_path, extra, "--tags", "mybinder,verify")
+    assert res.rc == 0, res.output
+    summary = res.output[res.output.index("TASK [mybinder.deploy.verify : Wait until every pod is Ready") :]
+    assert f"[local] release {namespace} (namespace {namespace}): revision 1, deployed, chart small-1.0.0" in summary
+    assert "[local] hosts: none" in summary
+    assert "[local] health: 2/2 pods ready, 1/1 services with endpoints" in summary, summary
+
+
 def test_invalid_values_change_nothing(cluster, namespace, tmp_path):
     chart = small_chart(tmp_path / "chart")
     good = deploy(tmp_path, overrides(tmp_path, namespace, chart), *STAGE)
