@@ -79,8 +79,9 @@ options:
     default: 5
   interval:
     description:
-      - Longest pause between two polls of the API server (each poll lists the workloads). The first pause is 0.1 s
-        and each next one half as long again, up to this, so a quick rollout is seen within a tenth of a second.
+      - Longest pause between two polls of the API server (each poll lists the workloads). For the first two seconds
+        the pause is 0.05 s, so a quick rollout is seen within a twentieth of a second; then each pause is half as
+        long again as the one before, up to this.
     type: float
     default: 0.5
   kubeconfig:

@@ -361,7 +361,9 @@ def run(module: AnsibleModule) -> dict:
     kube = connect(p["kubeconfig"], p["context"])
     seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
     deadline = t0 + seconds
-    for pause in pauses(p["interval"]):
+    # Each check lists the nodes, pods, services, endpoint slices and ingresses: it keeps the
+    # pauses that grow from the first one, not the rollout wait's fast first seconds.
+    for pause in pauses(p["interval"], first=0.1, fast_seconds=0):
         res = check(kube, p)
         if not res["problems"] or time.monotonic() + pause > deadline:
             break

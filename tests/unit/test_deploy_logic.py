@@ -15,6 +15,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils import _helm as h
 from ansible_collections.mybinder.deploy.plugins.module_utils import _rollout as r
 from ansible_collections.mybinder.deploy.plugins.modules import chart_build as cb
 from ansible_collections.mybinder.deploy.plugins.modules import values_layers as vl
+from ansible_collections.mybinder.deploy.plugins.modules import verify_namespace as vn
 from ansible_collections.mybinder.deploy.plugins.modules.verify_namespace import host_matches
 
 # ------------------------------------------------------------------------------------------------
@@ -432,6 +433,20 @@ def test_wait_sees_a_rollout_within_a_twentieth_of_a_second_of_its_end(monkeypat
     clock["now"] = 0.0
     assert r.wait(Rollout(30.0), seconds=600, interval=0.5)["hub"]["done"]
     assert 30.0 <= clock["now"] < 30.5
+
+
+def test_the_health_check_keeps_pauses_that_grow_from_the_first(monkeypatch):
+    """Each health check lists nodes, pods, services, endpoint slices and ingresses: unlike the
+    rollout wait it does not poll every 0.05 s at first."""
+    slept: list[float] = []
+    checks = iter([{"problems": ["a"]}] * 3 + [{"problems": []}])
+    monkeypatch.setattr(vn, "connect", lambda *a: None)
+    monkeypatch.setattr(vn, "check", lambda kube, p: next(checks))
+    monkeypatch.setattr(vn.time, "sleep", slept.append)
+    params = {"kubeconfig": None, "context": None, "wait_seconds": None, "timeout": 60, "interval": 2.0}
+    res = vn.run(type("M", (), {"params": {**params, "list_releases": False, "fail_on_timeout": True}})())
+    assert not res["problems"]
+    assert [round(s, 3) for s in slept] == [0.1, 0.15, 0.225]
 
 
 class _Discovery:
