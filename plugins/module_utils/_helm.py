@@ -236,6 +236,7 @@ class Helm:
         is_upgrade: bool,
         inline: dict[str, Any] | None = None,
         skip_crds: bool = False,
+        take_ownership: bool = False,
     ) -> dict[str, Any]:
         """Render the chart as `helm upgrade` would (lookups against the cluster, the cluster's
         Kubernetes version and API versions), shaped like a release object: manifest, hooks (split
@@ -257,6 +258,8 @@ class Helm:
             args.append("--is-upgrade")
         if skip_crds:
             args.append("--skip-crds")
+        if take_ownership:  # a first install's render checks that no object exists outside the release
+            args.append("--take-ownership")
         res = self.run(args, stdin=stdin_values(inline))
         plain, hooks = [], []
         for doc in re.split(r"^---\s*$", res.stdout, flags=re.MULTILINE):

@@ -126,6 +126,8 @@ options:
     description:
       - Adopt objects that already exist in the cluster but belong to no release (C(--take-ownership), helm >= 3.17),
         instead of failing with "already exists".
+      - Without it, such an object makes a first install fail before anything is made, with an error that names
+        the object and both fixes (delete it, or adopt it).
     type: bool
     default: false
   recover_pending:
@@ -465,10 +467,17 @@ def run(module: AnsibleModule) -> dict:
 
     try:
         rendered = helm.template(
-            name, chart, values, is_upgrade=current is not None, inline=inline, skip_crds=p["skip_crds"]
+            name,
+            chart,
+            values,
+            is_upgrade=current is not None,
+            inline=inline,
+            skip_crds=p["skip_crds"],
+            take_ownership=p["take_ownership"],
         )
     except HelmError as exc:
         exc.msg = f"rendering release {name} (chart {chart}) failed, nothing was deployed: {exc.msg}"
+        exc.msg += adopt_hint(exc.msg)
         exc.extra = {
             "changed": bool(recovered),
             "upgraded": False,
@@ -493,17 +502,22 @@ def run(module: AnsibleModule) -> dict:
     upgrade = current is None or serving_status != "deployed" or cmp.changed
     previous = serving_revision(current, serving_status, history)
 
+    made_namespace = False
     if upgrade and p["validate"]:
         # A first install into a namespace that does not exist yet: create it now (as helm would)
         # so that the API server can dry-run the namespaced objects too, and delete it again when
         # the server rejects one: a refused install leaves nothing behind.
-        made_namespace = False
         if current is None and p["create_namespace"] and not module.check_mode:
             try:
                 made_namespace = create_namespace(client, ns)
             except KubeApiError as exc:
                 raise HelmError(f"release {name}: creating namespace {ns} failed: {exc.message}") from exc
-        problem = server_validate(client, ns, rendered)
+        try:
+            problem = server_validate(client, ns, rendered)
+        except Exception:
+            if made_namespace:
+                delete_namespace(client, ns)
+            raise
         opts.disable_openapi_validation = problem is None
         if problem and made_namespace:
             problem += f" ({delete_namespace(client, ns)})"
@@ -550,6 +564,11 @@ def run(module: AnsibleModule) -> dict:
         # The caller rolls back to previous_revision when the failed upgrade left a revision.
         after = records.latest_entry(name)
         exc.msg = f"helm upgrade of release {name} in namespace {ns} failed: {exc.msg}"
+        exc.msg += adopt_hint(exc.msg)
+        if made_namespace and after is None:
+            # helm stopped before it recorded a revision (a conflict, a refused hook...): nothing of
+            # the release exists, so the namespace made for the dry run goes too, as when it is refused.
+            exc.msg += f" ({delete_namespace(client, ns)})"
         exc.extra = {
             "changed": bool(after) and (current is None or after["revision"] != current["version"]),
             "upgraded": True,
@@ -562,6 +581,15 @@ def run(module: AnsibleModule) -> dict:
         raise
     result["release"] = summarize_entry(made or records.latest_entry(name), name, ns)
     return result
+
+
+def adopt_hint(msg: str) -> str:
+    """The fix for helm's refusal to install over an object it did not make ("" for other errors)."""
+    if "exists and cannot be imported into the current release" not in msg:
+        return ""
+    return (
+        "; that object was made outside this release: delete it, or set take_ownership=true to let the release adopt it"
+    )
 
 
 def unchanged_result(module: AnsibleModule, client: KubeClient, current: dict, name: str, ns: str) -> dict | None:

@@ -227,6 +227,60 @@ def test_a_misspelt_field_is_refused_on_a_first_install_where_helm_alone_drops_i
             cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
 
 
+def test_a_first_install_over_an_object_made_by_hand_says_how_to_adopt_it(cluster, repo, tmp_path):
+    """A ClusterRole of the chart's name already exists, made by hand. The first install's render
+    (helm's own check) refuses to take it over: the error names the object and both fixes, and
+    nothing is made (no namespace, no release). take_ownership=true then renders and installs,
+    adopting the object."""
+    role = f"t-hand-{uuid.uuid4().hex[:8]}"
+    chart = small_chart(
+        tmp_path / "small",
+        extra_template=f"---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n"
+        f"  name: {role}\nrules: []\n",
+    )
+    repo.publish(chart)
+    ns = f"t-hand-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "clusterrole", role, "--verb=get", "--resource=pods")
+    try:
+        (bad,) = run_tasks(tmp_path, [release_task(cluster, ns, repo, tmp_path / "cache")])
+        assert bad["failed"] and f'ClusterRole "{role}"' in bad["msg"], bad
+        assert "nothing was deployed" in bad["msg"], bad["msg"]
+        assert bad["msg"].endswith("delete it, or set take_ownership=true to let the release adopt it"), bad["msg"]
+        assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0
+        assert helm(cluster, "status", "web", "-n", ns, check=False).returncode != 0
+
+        (good,) = run_tasks(tmp_path, [release_task(cluster, ns, repo, tmp_path / "cache", take_ownership=True)])
+        assert good["changed"] and good["release"]["revision"] == 1, good
+        owner = cluster.get_json("clusterrole", role)["metadata"]["annotations"]["meta.helm.sh/release-name"]
+        assert owner == "web"
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+        cluster.kubectl("delete", "clusterrole", role, "--ignore-not-found")
+
+
+def test_a_first_install_that_helm_refuses_after_the_dry_run_leaves_no_namespace(cluster, repo, tmp_path):
+    """helm installs a chart's crds/ before anything else, and they are not part of the render the
+    API server dry-runs. An invalid one (its name does not match its plural and group) passes the
+    dry run and stops helm before it records a revision: the namespace made for the dry run is
+    deleted again, as after a refused dry run, and the next run can start from nothing."""
+    chart = small_chart(tmp_path / "small")
+    (chart / "crds").mkdir()
+    (chart / "crds" / "gadgets.yaml").write_text(
+        CRD.format(group=f"t{uuid.uuid4().hex[:8]}.example.org").replace("name: gadgets.", "name: widgets.", 1)
+    )
+    repo.publish(chart)
+    ns = f"t-crd-{uuid.uuid4().hex[:8]}"
+    try:
+        (bad,) = run_tasks(tmp_path, [release_task(cluster, ns, repo, tmp_path / "cache")])
+        assert bad["failed"] and f"helm upgrade of release web in namespace {ns} failed" in bad["msg"], bad
+        assert "widgets." in bad["msg"] and 'must be spec.names.plural+"."+spec.group' in bad["msg"], bad["msg"]
+        assert bad["msg"].endswith(f"(namespace {ns}, created for this check, was deleted again)"), bad["msg"]
+        assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0
+        assert helm(cluster, "status", "web", "-n", ns, check=False).returncode != 0
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
 CRD = """\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
