@@ -16,7 +16,11 @@ for s in "${scenarios[@]}"; do
   # The scenarios run on an existing cluster and have no destroy step, so Molecule would keep an
   # earlier run's "prepared" state and skip prepare next time: start every run from a clean state.
   molecule reset -s "$s" >/dev/null 2>&1 || true
-  if ! molecule test -s "$s"; then
+  # Molecule looks for a "default" scenario to share state with and, as this collection has none,
+  # logs "CRITICAL 'molecule/default/molecule.yml' glob failed.  Exiting." and carries on: that
+  # one line is dropped so that a CRITICAL in the log always means something (the exit status is
+  # still molecule's: pipefail).
+  if ! molecule test -s "$s" 2>&1 | { grep --line-buffered -v "molecule/default/molecule.yml' glob failed" || true; }; then
     failed+=("$s")
   fi
 done
