@@ -8,7 +8,8 @@ release. Here the index is asked for with the validators of the last answer (ETa
 Last-Modified), so an unchanged repository answers 304 with no body, and the chart archive is
 downloaded only when the digest that the index gives for the pinned version is not in the cache
 yet. The archive must match that digest. A chart republished under the same version (a stand-in
-being edited, a repository that rewrote a release) has a new digest and is fetched again.
+being edited, a repository that rewrote a release) has a new digest and is fetched again. Copies
+that no run used for 30 days are removed when a newer one of the same chart is fetched (prune).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shutil
 import ssl
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 from typing import Any
@@ -137,6 +139,7 @@ def pulled_chart(repo: str, name: str, version: str, cache_dir: str | None = Non
     home = os.path.join(cache_dir, "charts", f"{name}-{version}-{entry['digest'][:16]}")
     chart = os.path.join(home, name)
     if os.path.isfile(os.path.join(chart, "Chart.yaml")):
+        os.utime(home)  # in use: see prune()
         return chart
     os.makedirs(os.path.dirname(home), exist_ok=True)
     work = tempfile.mkdtemp(dir=os.path.dirname(home), prefix=".pull-")
@@ -166,7 +169,38 @@ def pulled_chart(repo: str, name: str, version: str, cache_dir: str | None = Non
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    prune(os.path.dirname(home), name, keep=home)
     return chart
+
+
+# How long a cached chart that no run used is kept (every run that uses one touches its directory).
+KEEP_UNUSED_SECONDS = 30 * 24 * 3600
+
+
+def prune(charts_dir: str, name: str, keep: str, now: float | None = None) -> list[str]:
+    """Remove the cached versions of chart ``name`` (other than ``keep``) that no run used for
+    KEEP_UNUSED_SECONDS, and downloads an interrupted run left (``.pull-*``) older than a day; the
+    names removed. Runs only when a new version was fetched, so the cache does not grow with every
+    version bump, while a version another inventory still deploys (touched at each use) stays."""
+    now = time.time() if now is None else now
+    removed = []
+    for entry in sorted(os.listdir(charts_dir)):
+        path = os.path.join(charts_dir, entry)
+        if path == keep or not os.path.isdir(path):
+            continue
+        if entry.startswith(".pull-"):
+            limit = 24 * 3600
+        elif entry.startswith(f"{name}-") and os.path.isfile(os.path.join(path, name, "Chart.yaml")):
+            limit = KEEP_UNUSED_SECONDS
+        else:
+            continue  # another chart, or not ours
+        try:
+            if now - os.stat(path).st_mtime > limit:
+                shutil.rmtree(path)
+                removed.append(entry)
+        except OSError:
+            continue  # gone meanwhile (a concurrent run pruned it)
+    return removed
 
 
 def chart_info(meta: dict[str, Any]) -> dict[str, Any]:

@@ -87,7 +87,9 @@ options:
     description: The exact chart version to install from O(chart_repo_url).
     type: str
   chart_cache_dir:
-    description: Where charts from repositories are kept; E(XDG_CACHE_HOME)/mybinder.deploy/charts by default.
+    description:
+      - Where charts from repositories are kept; E(XDG_CACHE_HOME)/mybinder.deploy/charts by default.
+      - When a new version of a chart is fetched, its other versions that no run used for 30 days are removed.
     type: path
   values_files:
     description:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,16 +110,28 @@ def test_install_inline_values_then_no_download_and_no_change(cluster, namespace
 
 
 def test_a_chart_republished_under_the_same_version_is_deployed(cluster, namespace, repo, tmp_path):
+    """A new digest is fetched and deployed; the cached copy it replaces, unused for 31 days, is
+    removed; the copy in use is touched by every run that uses it, so it is never old."""
     chart = small_chart(tmp_path / "small")
     repo.publish(chart)
     cache = tmp_path / "cache"
     run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    (first,) = (cache / "charts").iterdir()
+    month_ago = time.time() - 31 * 24 * 3600
+    os.utime(first, (month_ago, month_ago))
     template = chart / "templates" / "web.yaml"
     template.write_text(template.read_text().replace("message: {{", "note: edited\n  message: {{"))
     repo.publish(chart)  # same name and version, new digest
     (result,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
     assert result["changed"] and result["changes"]["modified"] == [f"ConfigMap {namespace}/web-config"], result
     assert cluster.get_json("configmap", "web-config", "-n", namespace)["data"]["note"] == "edited"
+    (second,) = (cache / "charts").iterdir()
+    assert second != first and (second / "small" / "Chart.yaml").is_file()
+
+    os.utime(second, (month_ago, month_ago))
+    (again,) = run_tasks(tmp_path, [release_task(cluster, namespace, repo, cache)])
+    assert not again["changed"], again
+    assert time.time() - second.stat().st_mtime < 600
 
 
 def test_a_tampered_archive_and_an_unknown_version_deploy_nothing(cluster, namespace, repo, tmp_path):
