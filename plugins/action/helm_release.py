@@ -21,4 +21,10 @@ class ActionModule(ModuleAction):
         result = super().run(tmp, task_vars)
         if (result.get("chart_info") or {}).get("stand_in") and result.get("msg") and not result.get("failed"):
             tell(task_vars, result["msg"])
+        if result.get("failed") and str(result.get("msg", "")).endswith(helm_release.ADOPT_HINT):
+            # The module names its own option; a role user sets the role's variable.
+            role = getattr(self._task, "_role", None)
+            variable = f"{role.get_name().rsplit('.', 1)[-1]}_take_ownership" if role else ""
+            if variable in (task_vars or {}):
+                result["msg"] += f" (in this role: {variable}: true)"
         return result

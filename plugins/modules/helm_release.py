@@ -585,13 +585,14 @@ def run(module: AnsibleModule) -> dict:
     return result
 
 
+ADOPT_HINT = (
+    "; that object was made outside this release: delete it, or set take_ownership=true to let the release adopt it"
+)
+
+
 def adopt_hint(msg: str) -> str:
     """The fix for helm's refusal to install over an object it did not make ("" for other errors)."""
-    if "exists and cannot be imported into the current release" not in msg:
-        return ""
-    return (
-        "; that object was made outside this release: delete it, or set take_ownership=true to let the release adopt it"
-    )
+    return ADOPT_HINT if "exists and cannot be imported into the current release" in msg else ""
 
 
 def unchanged_result(module: AnsibleModule, client: KubeClient, current: dict, name: str, ns: str) -> dict | None:

@@ -225,3 +225,40 @@ def test_ovh_host_network_single_replica_recreate_pinned_and_the_cordon_warning(
         cluster.kubectl("uncordon", "user-1")
     run = tl.expect_ok(tl.run_role("ingress", dict(ovh, ingress_class_default=True)))
     assert not warnings(run, "cordoned") and run.changed() == []
+
+
+HAND_MADE_CLASS = """\
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: nginx
+spec:
+  controller: k8s.io/ingress-nginx
+"""
+
+
+def test_a_hand_made_ingress_class_is_refused_with_both_fixes_then_adopted(cluster, clean, tmp_path):
+    """ingress-nginx was installed by hand before (its IngressClass is left): the role stops before
+    making anything, naming the object, and the role variable that adopts it; with it, the release
+    installs and owns the class."""
+    tl.uninstall(cluster, "ingress-nginx", "ingress-nginx")
+    cluster.kubectl("delete", "namespace", "ingress-nginx", "--ignore-not-found", "--wait=true", "--timeout=120s")
+    manifest = tmp_path / "class.yaml"
+    manifest.write_text(HAND_MADE_CLASS)
+    cluster.kubectl("apply", "-f", str(manifest))
+    try:
+        refused = tl.run_role("ingress", tl.ingress_vars(cluster))
+        assert not refused.ok and refused.changed() == []
+        msg = refused.failed()[0][1]["msg"]
+        assert 'IngressClass "nginx"' in msg and "delete it, or set take_ownership=true" in msg, msg
+        assert msg.endswith("(in this role: ingress_take_ownership: true)"), msg
+        assert "ingress-nginx" not in tl.helm_releases(cluster)
+        assert cluster.kubectl("get", "namespace", "ingress-nginx", check=False).returncode != 0
+
+        adopted = tl.expect_ok(tl.run_role("ingress", tl.ingress_vars(cluster, ingress_take_ownership=True)))
+        assert any("Install ingress-nginx" in n for n in adopted.changed())
+        notes = cluster.get_json("ingressclass", "nginx")["metadata"]["annotations"]
+        assert notes["meta.helm.sh/release-name"] == "ingress-nginx", notes
+    finally:
+        tl.uninstall(cluster, "ingress-nginx", "ingress-nginx")
+        cluster.kubectl("delete", "ingressclass", "nginx", "--ignore-not-found")
