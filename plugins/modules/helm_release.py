@@ -353,6 +353,8 @@ command:
   type: str
 """
 
+import contextlib
+
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import (
     ChartRepoError,
@@ -517,8 +519,9 @@ def run(module: AnsibleModule) -> dict:
         try:
             problem = server_validate(client, ns, rendered)
         except Exception:
-            if made_namespace:
-                delete_namespace(client, ns)
+            if made_namespace:  # best effort: the error that got here is the one to report
+                with contextlib.suppress(Exception):
+                    delete_namespace(client, ns)
             raise
         opts.disable_openapi_validation = problem is None
         if problem and made_namespace:
@@ -568,8 +571,9 @@ def run(module: AnsibleModule) -> dict:
         exc.msg = f"helm upgrade of release {name} in namespace {ns} failed: {exc.msg}"
         exc.msg += adopt_hint(exc.msg)
         if made_namespace and after is None:
-            # helm stopped before it recorded a revision (a conflict, a refused hook...): nothing of
-            # the release exists, so the namespace made for the dry run goes too, as when it is refused.
+            # helm stopped before it recorded a revision (a CRD of crds/ refused, a conflicting object
+            # made since the render): nothing of the release exists, so the namespace made for the dry
+            # run goes too, as when the dry run refuses.
             exc.msg += f" ({delete_namespace(client, ns)})"
         exc.extra = {
             "changed": bool(after) and (current is None or after["revision"] != current["version"]),
