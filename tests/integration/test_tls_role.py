@@ -241,3 +241,25 @@ def test_crds_written_by_an_older_client_side_apply_are_taken_over(cluster, clea
     crd = cluster.get_json("crd", "certificates.cert-manager.io")
     assert crd["metadata"]["labels"]["app.kubernetes.io/version"] == "v1.19.4"
     assert tl.expect_ok(tl.run_role("tls", variables)).changed() == []
+
+
+def test_a_hand_made_cert_manager_object_is_refused_naming_the_role_variable_then_adopted(cluster, clean):
+    """cert-manager was installed by hand before (one of its ClusterRoles is left): the release is
+    not installed, the error names the object and tls_take_ownership; with it, the release adopts it."""
+    tl.uninstall(cluster, "cert-manager", "cert-manager")
+    cluster.kubectl("create", "clusterrole", "cert-manager-controller", "--verb=get", "--resource=pods")
+    try:
+        refused = tl.run_role("tls", tl.tls_vars(cluster))
+        assert not refused.ok
+        (name, result), *_ = refused.failed()
+        assert name.startswith("Install cert-manager"), name
+        assert 'ClusterRole "cert-manager-controller"' in result["msg"], result["msg"]
+        assert result["msg"].endswith("(in this role: tls_take_ownership: true)"), result["msg"]
+        assert "cert-manager" not in tl.helm_releases(cluster)
+
+        tl.expect_ok(tl.run_role("tls", tl.tls_vars(cluster, tls_take_ownership=True)))
+        notes = cluster.get_json("clusterrole", "cert-manager-controller")["metadata"]["annotations"]
+        assert notes["meta.helm.sh/release-name"] == "cert-manager", notes
+    finally:
+        tl.uninstall(cluster, "cert-manager", "cert-manager")
+        cluster.kubectl("delete", "clusterrole", "cert-manager-controller", "--ignore-not-found")
