@@ -3,7 +3,9 @@
 """Action plugin of mybinder.deploy.helm_release: runs the module in Ansible's worker process when the
 task runs on the controller with the controller's Python (see plugin_utils/_inprocess.py), and
 prints the module's note when the chart is a test stand-in, so that no run presents a stand-in
-as the real chart (an ok task's result is not shown without -v)."""
+as the real chart (an ok task's result is not shown without -v). When helm refuses an object made
+outside the release, it adds the take_ownership variable of the role the task belongs to (roles
+prefix their variables with their name: ingress_take_ownership, tls_take_ownership...)."""
 
 from __future__ import annotations
 

@@ -595,7 +595,8 @@ ADOPT_HINT = (
 
 
 def adopt_hint(msg: str) -> str:
-    """The fix for helm's refusal to install over an object it did not make ("" for other errors)."""
+    """The fix for helm's refusal to install over an object it did not make ("" for other errors);
+    helm 3 words that refusal as below (pkg/action/validate.go)."""
     return ADOPT_HINT if "exists and cannot be imported into the current release" in msg else ""
 
 
