@@ -1,26 +1,39 @@
 #!/usr/bin/env python
-"""A local Helm chart repository serving the stand-in charts, for offline deploys and tests.
+"""A local Helm chart repository on loopback, serving the real upstream charts, and the command that
+fills an air-gapped operator's mirror directory.
 
-    chart-mirror.py start     package every chart under tests/stand-in-charts/, index, serve;
-                              prints the URL (the only line on stdout)
-    chart-mirror.py status    running or not, URL, charts served (exit 3 when not running)
+    chart-mirror.py source    the chart source of the local inventory, the tests and the benchmarks:
+                              prints "" when every pinned upstream repository answers, otherwise
+                              serves the mirror directory (below) and prints its URL
+    chart-mirror.py start     serve the mirror directory; prints the URL (the only line on stdout)
+    chart-mirror.py status    running or not, URL, directory, charts served (exit 3 when not running)
     chart-mirror.py url       the URL only (exit 3 when not running)
     chart-mirror.py stop      stop the server that `start` started
+    chart-mirror.py pull DIR [--from URL]
+                              mirror every chart this project pins (the meta chart's dependencies,
+                              cert-manager with its CRD manifest, the ingress controllers, kube-lego)
+                              from their upstream repositories (or from the one repository URL) into
+                              DIR, a Helm chart repository directory; digests are checked against
+                              the repository index, and a second run fetches nothing
     chart-mirror.py lock [--check]
                               write mybinder/Chart.lock for the exact versions pinned in
                               mybinder/Chart.yaml (what `helm dependency update` writes when the
                               upstream repositories are reachable); --check only verifies it
 
-This is how an air-gapped operator points the deploy at an internal repository: set the role
-variable `mybinder_chart_mirror` to the repository's URL. Here the repository serves stand-ins:
-charts with the real names and versions whose Chart.yaml says STAND-IN (annotation
-`mybinder.org/stand-in: "true"`), never the real charts.
+The mirror directory is a Helm chart repository directory (index.yaml + packaged charts, as `pull`
+writes it): $MYBINDER_CHART_DIR, or else ../shared/charts beside this checkout when it exists.
+Its charts are served as they are, never modified. An air-gapped operator points the deploy at
+such a repository with `mybinder_chart_mirror` (a URL, or the directory itself).
 
-State lives in $MYBINDER_CLUSTER_DIR/chart-mirror/ (default .cluster/chart-mirror/): charts/
-(the served repository: *.tgz and index.yaml), server.pid, url, server.log, stamps.json.
-The tree under tests/stand-in-charts/ is never modified: local file:// dependencies are built in
-a copy. `start` is idempotent: only charts whose files changed are packaged again, and a running
-server is reused.
+Failure-injection fixtures: with $MYBINDER_FIXTURE_CHARTS set to a directory of chart
+directories, `start` packages those instead and serves them; every such chart must say that it
+is not a real chart (annotation `mybinder.org/stand-in: "true"` and a description starting with
+STAND-IN). Tests use them for what the real charts cannot show (a template that fails, a chart
+edited between two runs).
+
+State lives in $MYBINDER_CLUSTER_DIR/chart-mirror/ (default .cluster/chart-mirror/): server.pid,
+url, served (the directory served), server.log, and for fixtures charts/ and stamps.json.
+`start` is idempotent: a running server of the same directory is reused.
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -49,7 +63,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # The charts to serve (overridable for tests of this tool).
-STAND_INS = Path(os.environ.get("MYBINDER_STAND_IN_CHARTS", ROOT / "tests" / "stand-in-charts"))
+# Failure-injection fixtures to package and serve instead of the mirror directory (tests only).
+FIXTURES = Path(os.environ["MYBINDER_FIXTURE_CHARTS"]) if os.environ.get("MYBINDER_FIXTURE_CHARTS") else None
 META_CHART = ROOT / "mybinder"
 STATE = Path(os.environ.get("MYBINDER_CLUSTER_DIR", ROOT / ".cluster")) / "chart-mirror"
 CHARTS = STATE / "charts"
@@ -57,6 +72,7 @@ PID_FILE = STATE / "server.pid"
 URL_FILE = STATE / "url"
 LOG_FILE = STATE / "server.log"
 STAMPS = STATE / "stamps.json"
+SERVED_FILE = STATE / "served"
 PREFERRED_PORT = 8879  # the port of the old `helm serve`
 STAND_IN_ANNOTATION = "mybinder.org/stand-in"
 
@@ -94,12 +110,27 @@ def run_helm(*args: str) -> str:
 # packaging
 
 
+def mirror_dir() -> Path:
+    """The directory of packaged real charts: $MYBINDER_CHART_DIR, else ../shared/charts."""
+    named = os.environ.get("MYBINDER_CHART_DIR")
+    path = Path(named) if named else ROOT.parent / "shared" / "charts"
+    if not (path / "index.yaml").is_file():
+        where = f"MYBINDER_CHART_DIR={named}" if named else f"{path} (the default when MYBINDER_CHART_DIR is unset)"
+        raise MirrorError(
+            f"no chart repository directory at {where}: it has no index.yaml. Fill one with "
+            "`tools/chart-mirror.py pull DIR` on a machine that reaches the upstream repositories, "
+            "then set MYBINDER_CHART_DIR=DIR"
+        )
+    return path.resolve()
+
+
 def chart_dirs() -> list[Path]:
-    """Every chart directly under tests/stand-in-charts/ (the TLS, core and monitoring stand-ins)."""
-    return sorted(p.parent for p in STAND_INS.glob("*/Chart.yaml"))
+    """Every fixture chart directly under $MYBINDER_FIXTURE_CHARTS."""
+    assert FIXTURES is not None
+    return sorted(p.parent for p in FIXTURES.glob("*/Chart.yaml"))
 
 
-# libyaml when PyYAML has it: `start` reads every stand-in's Chart.yaml on each deploy
+# libyaml when PyYAML has it: `start` reads every fixture's Chart.yaml on each deploy
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -138,14 +169,14 @@ def check_stand_in(path: Path, meta: dict[str, Any]) -> None:
     if str(annotations.get(STAND_IN_ANNOTATION, "")).lower() != "true":
         raise MirrorError(
             f'{path}/Chart.yaml lacks the annotation {STAND_IN_ANNOTATION}: "true": '
-            "every chart this mirror serves must say it is a stand-in"
+            "every fixture chart this mirror packages must say it is not a real chart"
         )
     if not str(meta.get("description", "")).lstrip().upper().startswith("STAND-IN"):
         raise MirrorError(f"{path}/Chart.yaml: the description must start with STAND-IN")
 
 
 def package_all() -> list[dict[str, Any]]:
-    """Package every stand-in whose files changed since the last start; write the index."""
+    """Package every fixture whose files changed since the last start; write the index."""
     CHARTS.mkdir(parents=True, exist_ok=True)
     stamps: dict[str, str] = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
     served = []
@@ -161,8 +192,9 @@ def package_all() -> list[dict[str, Any]]:
     if todo:
         # Build in a copy: `helm dependency build` writes charts/ and Chart.lock into the chart.
         with tempfile.TemporaryDirectory(prefix="chart-mirror-") as tmp:
-            copy = Path(tmp) / "stand-in-charts"
-            shutil.copytree(STAND_INS, copy, ignore=shutil.ignore_patterns("*.tgz", "charts", "Chart.lock"))
+            assert FIXTURES is not None
+            copy = Path(tmp) / "fixture-charts"
+            shutil.copytree(FIXTURES, copy, ignore=shutil.ignore_patterns("*.tgz", "charts", "Chart.lock"))
             for path, tgz, digest in todo:
                 work = copy / path.name
                 if local_deps(work, load_chart(work)):
@@ -172,7 +204,7 @@ def package_all() -> list[dict[str, Any]]:
                 say(f"packaged {tgz.name}")
     wanted = {s["file"] for s in served}
     for old in CHARTS.glob("*.tgz"):
-        if old.name not in wanted:  # a stand-in that was removed or re-versioned
+        if old.name not in wanted:  # a fixture that was removed or re-versioned
             old.unlink()
             stamps.pop(old.name, None)
     if todo or not (CHARTS / "index.yaml").exists():
@@ -277,19 +309,27 @@ def start() -> str:
 
 
 def _start() -> str:
-    served = package_all()
+    if FIXTURES is not None:
+        served, directory, what = package_all(), CHARTS, "fixture charts"
+    else:
+        directory = mirror_dir()
+        served, what = list(index_entries(directory)), f"real charts of {directory}"
     url = running_url(patience=10)
-    if url:
-        say(f"running at {url}, serving {len(served)} stand-in charts")
+    if url and SERVED_FILE.exists() and SERVED_FILE.read_text().strip() == str(directory):
+        say(f"running at {url}, serving {len(served)} {what}")
         return url
-    if read_pid() is not None:  # alive but not answering: replace it rather than leave it behind
+    if url:
+        say("the running server serves another directory: restarting it")
+        _stop()
+    elif read_pid() is not None:  # alive but not answering: replace it rather than leave it behind
         say(f"the server (pid {read_pid()}) does not answer: restarting it")
         _stop()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with LOG_FILE.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "_serve", str(CHARTS), str(port)],
+            # the state directory names the server among others of the same directory
+            [sys.executable, str(Path(__file__).resolve()), "_serve", str(directory), str(port), str(STATE)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -297,12 +337,13 @@ def _start() -> str:
         )
     PID_FILE.write_text(f"{proc.pid}\n")
     URL_FILE.write_text(f"{url}\n")
+    SERVED_FILE.write_text(f"{directory}\n")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise MirrorError(f"the server exited at start ({proc.returncode}); see {LOG_FILE}")
         if running_url():
-            say(f"started at {url} (pid {proc.pid}), serving {len(served)} stand-in charts")
+            say(f"started at {url} (pid {proc.pid}), serving {len(served)} {what}")
             return url
         time.sleep(0.1)
     raise MirrorError(f"the server did not answer on {url} within 15 s; see {LOG_FILE}")
@@ -325,7 +366,7 @@ def _stop() -> None:
         if read_pid() is not None:
             os.kill(pid, signal.SIGKILL)
         say(f"stopped (pid {pid})")
-    for f in (PID_FILE, URL_FILE):
+    for f in (PID_FILE, URL_FILE, SERVED_FILE):
         f.unlink(missing_ok=True)
 
 
@@ -334,11 +375,153 @@ def status() -> int:
     if not url:
         print("chart mirror: not running (tools/chart-mirror.py start)")
         return 3
-    index = yaml.safe_load((CHARTS / "index.yaml").read_text()) or {}
-    print(f"chart mirror: running at {url} (pid {read_pid()}), directory {CHARTS}")
-    for name, versions in sorted((index.get("entries") or {}).items()):
-        for v in versions:
-            print(f"  {name} {v['version']}  STAND-IN")
+    directory = Path(SERVED_FILE.read_text().strip()) if SERVED_FILE.exists() else CHARTS
+    print(f"chart mirror: running at {url} (pid {read_pid()}), directory {directory}")
+    for name, entry in sorted(index_entries(directory)):
+        marker = "  STAND-IN" if STAND_IN_ANNOTATION in (entry.get("annotations") or {}) else ""
+        print(f"  {name} {entry['version']}{marker}")
+    return 0
+
+
+def index_entries(directory: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, entry) of every chart version in a repository directory's index.yaml."""
+    with (directory / "index.yaml").open() as fh:
+        index = yaml.load(fh, Loader=LOADER) or {}
+    for name, versions in (index.get("entries") or {}).items():
+        for entry in versions:
+            yield name, entry
+
+
+# --------------------------------------------------------------------------------------------
+# the chart source of the local inventory, the tests and the benchmarks
+
+
+# The charts the roles install as releases of their own: (role, chart, prefix of its
+# <prefix>_version and <prefix>_repo defaults).
+ROLE_CHARTS = [
+    ("tls", "cert-manager", "tls_cert_manager_chart"),
+    ("tls", "kube-lego", "tls_kube_lego_chart"),
+    ("ingress", "ingress-nginx", "ingress_chart"),
+]
+
+
+def pinned_charts() -> list[dict[str, str]]:
+    """Every chart this project deploys, as {name, version, repo}: the meta chart's dependencies
+    (mybinder/Chart.yaml) and the charts the tls and ingress roles install (their defaults)."""
+    pins = [
+        {"name": str(d["name"]), "version": str(d["version"]), "repo": str(d["repository"])}
+        for d in load_chart(META_CHART).get("dependencies") or []
+    ]
+    for role, name, prefix in ROLE_CHARTS:
+        defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+        pins.append(
+            {"name": name, "version": str(defaults[f"{prefix}_version"]), "repo": str(defaults[f"{prefix}_repo"])}
+        )
+    return pins
+
+
+def upstream_reachable(timeout: float = 3) -> bool:
+    """True when every pinned upstream repository answers for its index (HEAD, in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def answers_head(repo: str) -> bool:
+        req = urllib.request.Request(f"{repo.rstrip('/')}/index.yaml", method="HEAD")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    repos = sorted({pin["repo"] for pin in pinned_charts()})
+    with ThreadPoolExecutor(max_workers=len(repos)) as pool:
+        return all(pool.map(answers_head, repos))
+
+
+def source() -> str:
+    """ "" (the upstream repositories) when they all answer, else the URL of the served mirror."""
+    if FIXTURES is None and not os.environ.get("MYBINDER_CHART_DIR") and upstream_reachable():
+        say("every upstream chart repository answers: the charts come from there")
+        return ""
+    return start()
+
+
+# --------------------------------------------------------------------------------------------
+# pull: fill an air-gapped operator's mirror directory
+
+
+CRDS_URL = "https://github.com/cert-manager/cert-manager/releases/download/{version}/cert-manager.crds.yaml"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, dest: Path) -> None:
+    """url to dest through a temporary file beside it (an interrupted download leaves no archive)."""
+    tmp = dest.with_name(f".{dest.name}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, tmp.open("wb") as fh:
+            shutil.copyfileobj(resp, fh)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise MirrorError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from exc
+    tmp.replace(dest)
+
+
+def pull(dest: Path, from_url: str | None) -> int:
+    """Mirror every pinned chart (and cert-manager's CRD manifest) into dest, then index it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    indexes: dict[str, dict[str, Any]] = {}
+    fetched = kept = 0
+    for pin in pinned_charts():
+        repo = (from_url or pin["repo"]).rstrip("/")
+        if repo not in indexes:
+            try:
+                with urllib.request.urlopen(f"{repo}/index.yaml", timeout=30) as resp:
+                    indexes[repo] = yaml.load(resp.read(), Loader=LOADER) or {}
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                raise MirrorError(
+                    f"the chart repository {repo} does not answer ({getattr(exc, 'reason', exc)}): "
+                    "run this where it is reachable, or name a reachable mirror with --from URL"
+                ) from exc
+        entry = next(
+            (
+                e
+                for e in (indexes[repo].get("entries") or {}).get(pin["name"], [])
+                if str(e.get("version")) == pin["version"]
+            ),
+            None,
+        )
+        if entry is None:
+            raise MirrorError(
+                f"{repo} has no chart {pin['name']} version {pin['version']} (the version this project pins)"
+            )
+        archive = dest / f"{pin['name']}-{pin['version']}.tgz"
+        if archive.exists() and sha256_file(archive) == entry.get("digest"):
+            kept += 1
+            continue
+        download(urllib.parse.urljoin(f"{repo}/", str(entry["urls"][0])), archive)
+        if entry.get("digest") and sha256_file(archive) != entry["digest"]:
+            archive.unlink()
+            raise MirrorError(
+                f"{pin['name']}-{pin['version']} from {repo} does not match the digest of its index: not kept"
+            )
+        fetched += 1
+        say(f"fetched {archive.name} from {repo}")
+    tls = yaml.safe_load((ROOT / "roles" / "tls" / "defaults" / "main.yml").read_text())
+    version = str(tls["tls_cert_manager_chart_version"])
+    crds = dest / "manifests" / "cert-manager.crds.yaml"
+    crds.parent.mkdir(exist_ok=True)
+    crds_url = (
+        f"{from_url.rstrip('/')}/manifests/cert-manager.crds.yaml" if from_url else CRDS_URL.format(version=version)
+    )
+    download(crds_url, crds)
+    run_helm("repo", "index", str(dest))  # relative URLs: valid wherever the directory is served from
+    say(f"{dest}: {fetched} charts fetched, {kept} already there, cert-manager {version} CRDs; index written")
     return 0
 
 
@@ -402,17 +585,25 @@ def lock(check: bool, chart: Path = META_CHART) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("start", "status", "url", "stop"):
+    for name in ("source", "start", "status", "url", "stop"):
         sub.add_parser(name)
+    pull_p = sub.add_parser("pull")
+    pull_p.add_argument("dest", type=Path)
+    pull_p.add_argument("--from", dest="from_url", default=None)
     lock_p = sub.add_parser("lock")
     lock_p.add_argument("--check", action="store_true")
     serve_p = sub.add_parser("_serve")
     serve_p.add_argument("directory", type=Path)
     serve_p.add_argument("port", type=int)
+    serve_p.add_argument("state", nargs="?")
     args = parser.parse_args(argv)
     try:
-        if args.command == "start":
+        if args.command == "source":
+            print(source())
+        elif args.command == "start":
             print(start())
+        elif args.command == "pull":
+            return pull(args.dest, args.from_url)
         elif args.command == "stop":
             stop()
         elif args.command == "status":

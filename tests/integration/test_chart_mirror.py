@@ -1,8 +1,11 @@
-"""tools/chart-mirror.py: a local Helm repository serving the stand-in charts (no cluster)."""
+"""tools/chart-mirror.py: the real charts of a mirror directory served on loopback, failure-injection
+fixtures packaged and served on request, the local chart source, and `pull`, which fills an
+air-gapped operator's mirror directory (no cluster)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import shutil
@@ -17,13 +20,19 @@ import yaml
 from helpers_chart import ROOT, helm, run
 
 TOOL = str(ROOT / "tools" / "chart-mirror.py")
+REAL_CHARTS = ROOT.parent / "shared" / "charts"
+FIXTURES = ROOT / "tests" / "stand-in-charts"
 
 
 class Mirror:
-    def __init__(self, state: Path, charts: Path | None = None):
+    def __init__(self, state: Path, fixtures: Path | None = None, chart_dir: Path | None = None):
         self.env = {**os.environ, "MYBINDER_CLUSTER_DIR": str(state)}
-        if charts:
-            self.env["MYBINDER_STAND_IN_CHARTS"] = str(charts)
+        self.env.pop("MYBINDER_CHART_DIR", None)
+        self.env.pop("MYBINDER_FIXTURE_CHARTS", None)
+        if fixtures:
+            self.env["MYBINDER_FIXTURE_CHARTS"] = str(fixtures)
+        if chart_dir:
+            self.env["MYBINDER_CHART_DIR"] = str(chart_dir)
         self.state = state / "chart-mirror"
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,11 +51,9 @@ def mirror(tmp_path):
 
 @pytest.fixture
 def own_charts(tmp_path):
-    """A copy of the stand-in charts, so a test can change them."""
-    copy = tmp_path / "stand-in-charts"
-    shutil.copytree(
-        ROOT / "tests" / "stand-in-charts", copy, ignore=shutil.ignore_patterns("charts", "*.tgz", "Chart.lock")
-    )
+    """A copy of the fixture charts, so a test can change them."""
+    copy = tmp_path / "fixture-charts"
+    shutil.copytree(FIXTURES, copy, ignore=shutil.ignore_patterns("charts", "*.tgz", "Chart.lock"))
     m = Mirror(tmp_path / "cluster", copy)
     yield m, copy
     m("stop", check=False)
@@ -62,29 +69,44 @@ def chart_meta(tgz: bytes, name: str) -> dict:
         return yaml.safe_load(tar.extractfile(f"{name}/Chart.yaml").read())
 
 
-def test_start_serves_every_stand_in_as_a_helm_repository(mirror):
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_start_serves_the_real_charts_of_the_mirror_directory_unmodified(mirror):
     res = mirror("start")
     url = res.stdout.strip()
     assert res.stdout.count("\n") == 1 and url.startswith("http://127.0.0.1:"), "stdout is the URL only"
+    assert f"real charts of {REAL_CHARTS.resolve()}" in res.stderr
     index = yaml.safe_load(fetch(f"{url}/index.yaml"))
-    expected = {}
-    for chart in sorted((ROOT / "tests" / "stand-in-charts").glob("*/Chart.yaml")):
-        meta = yaml.safe_load(chart.read_text())
-        expected[meta["name"]] = str(meta["version"])
-    assert {n: [v["version"] for v in vs] for n, vs in index["entries"].items()} == {
-        n: [v] for n, v in expected.items()
-    }
-    assert {"binderhub", "jupyterhub", "prometheus", "grafana"} <= set(expected)
+    assert index == yaml.safe_load((REAL_CHARTS / "index.yaml").read_text())
+    assert {"binderhub", "prometheus", "grafana", "cert-manager", "ingress-nginx", "traefik", "kube-lego"} <= set(
+        index["entries"]
+    )
     for name, versions in index["entries"].items():
-        meta = chart_meta(fetch(f"{url}/{versions[0]['urls'][0]}"), name)
-        assert meta["annotations"]["mybinder.org/stand-in"] == "true", name
-        assert meta["description"].startswith("STAND-IN"), name
-    # binderhub carries jupyterhub inside, like the real chart
-    with tarfile.open(fileobj=io.BytesIO(fetch(f"{url}/{index['entries']['binderhub'][0]['urls'][0]}"))) as tar:
-        assert any(n == "binderhub/charts/jupyterhub/Chart.yaml" for n in tar.getnames())
-    # the source tree is left as it was
-    assert not list((ROOT / "tests" / "stand-in-charts").glob("*/charts"))
-    assert not list((ROOT / "tests" / "stand-in-charts").glob("*/Chart.lock"))
+        tgz = fetch(f"{url}/{versions[0]['urls'][0]}")
+        assert sha256(tgz) == versions[0]["digest"], name
+        assert "mybinder.org/stand-in" not in (chart_meta(tgz, name).get("annotations") or {}), name
+    # the real binderhub chart carries jupyterhub inside
+    binderhub = index["entries"]["binderhub"][0]
+    with tarfile.open(fileobj=io.BytesIO(fetch(f"{url}/{binderhub['urls'][0]}"))) as tar:
+        assert "binderhub/charts/jupyterhub/Chart.yaml" in tar.getnames()
+    assert b"kind: CustomResourceDefinition" in fetch(f"{url}/manifests/cert-manager.crds.yaml")
+
+
+def test_a_mirror_directory_without_an_index_is_refused_with_how_to_fill_one(tmp_path):
+    m = Mirror(tmp_path / "cluster", chart_dir=tmp_path / "empty")
+    res = m("start", check=False)
+    assert res.returncode == 1 and res.stdout == ""
+    assert f"no chart repository directory at MYBINDER_CHART_DIR={tmp_path / 'empty'}" in res.stderr
+    assert "tools/chart-mirror.py pull DIR" in res.stderr
+
+
+def test_source_serves_the_mirror_directory_when_no_upstream_repository_answers(mirror):
+    """This machine reaches no chart repository: the local inventory's source is the served mirror."""
+    res = mirror("source")
+    assert res.stdout.strip() == mirror("url").stdout.strip()
+    assert yaml.safe_load(fetch(f"{res.stdout.strip()}/index.yaml"))["entries"]["binderhub"]
 
 
 def test_helm_resolves_the_meta_chart_pins_from_the_mirror(mirror, tmp_path):
@@ -119,7 +141,7 @@ def test_start_again_reuses_the_running_server_and_packages_nothing(mirror):
     assert "running at" in second.stderr
 
 
-def test_a_changed_stand_in_is_packaged_again(own_charts):
+def test_a_changed_fixture_is_packaged_again(own_charts):
     m, charts = own_charts
     url = m("start").stdout.strip()
     values = charts / "grafana" / "values.yaml"
@@ -132,7 +154,7 @@ def test_a_changed_stand_in_is_packaged_again(own_charts):
         assert "replicas: 3" in tar.extractfile("grafana/values.yaml").read().decode()
 
 
-def test_a_chart_that_does_not_say_it_is_a_stand_in_is_refused(own_charts):
+def test_a_fixture_that_does_not_say_it_is_not_a_real_chart_is_refused(own_charts):
     m, charts = own_charts
     chart = charts / "grafana" / "Chart.yaml"
     chart.write_text(chart.read_text().replace('mybinder.org/stand-in: "true"', 'mybinder.org/stand-in: "no"'))
@@ -148,7 +170,8 @@ def test_status_url_and_stop(mirror):
     url = mirror("start").stdout.strip()
     pid = mirror.pid()
     status = mirror("status")
-    assert f"running at {url}" in status.stdout and "STAND-IN" in status.stdout
+    assert f"running at {url}" in status.stdout and "STAND-IN" not in status.stdout
+    assert "binderhub 1.0.0-0.dev.git.3958.haf9ca8b1" in status.stdout
     assert mirror("url").stdout.strip() == url
     mirror("stop")
     assert not Path(f"/proc/{pid}").exists() or b"_serve" not in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -166,7 +189,7 @@ def serving_processes(state: Path) -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"_serve" in cmdline and str(state / "charts").encode() in cmdline:
+            if b"_serve" in cmdline and str(state).encode() in cmdline:
                 out.append(int(proc.name))
     return out
 
@@ -214,3 +237,80 @@ def test_the_build_copy_of_the_meta_chart_is_the_same_after_every_build(mirror, 
     assert not second["fetched"] and not second["changed"], second
     assert files() == after_first
     assert "Chart.lock" not in after_first  # the upstream lock is stale in a mirror build
+
+
+def pinned() -> dict[str, str]:
+    """name -> version of every chart the project pins (the meta chart and the roles' defaults)."""
+    out = {
+        d["name"]: str(d["version"])
+        for d in yaml.safe_load((ROOT / "mybinder" / "Chart.yaml").read_text())["dependencies"]
+    }
+    tls = yaml.safe_load((ROOT / "roles" / "tls" / "defaults" / "main.yml").read_text())
+    ingress = yaml.safe_load((ROOT / "roles" / "ingress" / "defaults" / "main.yml").read_text())
+    out["cert-manager"] = str(tls["tls_cert_manager_chart_version"])
+    out["kube-lego"] = str(tls["tls_kube_lego_chart_version"])
+    out["ingress-nginx"] = str(ingress["ingress_chart_version"])
+    return out
+
+
+def test_pull_mirrors_every_pinned_chart_and_the_crds_into_a_directory_that_serves_the_deploy(mirror, tmp_path):
+    """The air-gapped operator's other half: fill a directory from a repository (here the real charts
+    served on loopback, as upstream would serve them), then serve that directory as the mirror."""
+    upstream = mirror("start").stdout.strip()
+    dest = tmp_path / "charts"
+    res = run([TOOL, "pull", str(dest), "--from", upstream], env=mirror.env)
+    want = pinned()
+    assert sorted(p.name for p in dest.glob("*.tgz")) == sorted(f"{n}-{v}.tgz" for n, v in want.items())
+    for tgz in dest.glob("*.tgz"):  # byte for byte what the repository serves
+        assert tgz.read_bytes() == (REAL_CHARTS / tgz.name).read_bytes(), tgz.name
+    assert (dest / "manifests" / "cert-manager.crds.yaml").read_bytes() == (
+        REAL_CHARTS / "manifests" / "cert-manager.crds.yaml"
+    ).read_bytes()
+    index = yaml.safe_load((dest / "index.yaml").read_text())
+    assert {n: [e["version"] for e in es] for n, es in index["entries"].items()} == {n: [v] for n, v in want.items()}
+    assert f"{len(want)} charts fetched, 0 already there" in res.stderr
+
+    again = run([TOOL, "pull", str(dest), "--from", upstream], env=mirror.env)
+    assert f"0 charts fetched, {len(want)} already there" in again.stderr
+
+    # the filled directory is a mirror the deploy's chart build resolves every pin from
+    own = Mirror(tmp_path / "cluster2", chart_dir=dest)
+    try:
+        url = own("start").stdout.strip()
+        copy = tmp_path / "mybinder"
+        shutil.copytree(ROOT / "mybinder", copy, ignore=shutil.ignore_patterns("charts"))
+        text = (copy / "Chart.yaml").read_text()
+        for dep in yaml.safe_load(text)["dependencies"]:
+            text = text.replace(dep["repository"], url)
+        (copy / "Chart.yaml").write_text(text)
+        run([helm(), "dependency", "update", str(copy)])
+        assert sorted(p.name for p in (copy / "charts").iterdir()) == sorted(
+            f"{n}-{want[n]}.tgz" for n in ("binderhub", "prometheus", "grafana")
+        )
+    finally:
+        own("stop", check=False)
+
+
+def test_pull_refuses_an_archive_that_does_not_match_its_index_and_keeps_nothing_of_it(tmp_path):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(REAL_CHARTS, tampered)
+    grafana = next(tampered.glob("grafana-*.tgz"))
+    grafana.write_bytes(grafana.read_bytes() + b"\0")
+    served = Mirror(tmp_path / "cluster", chart_dir=tampered)
+    try:
+        url = served("start").stdout.strip()
+        dest = tmp_path / "dest"
+        res = run([TOOL, "pull", str(dest), "--from", url], check=False, env=served.env)
+    finally:
+        served("stop", check=False)
+    assert res.returncode == 1
+    assert f"{grafana.name[: -len('.tgz')]} from {url} does not match the digest of its index: not kept" in res.stderr
+    assert not (dest / grafana.name).exists()
+    assert not list(dest.glob(".*.part"))
+
+
+def test_pull_names_a_repository_that_does_not_answer(tmp_path):
+    res = run([TOOL, "pull", str(tmp_path / "dest"), "--from", "http://127.0.0.1:1"], check=False)
+    assert res.returncode == 1
+    assert "the chart repository http://127.0.0.1:1 does not answer" in res.stderr
+    assert "--from URL" in res.stderr
