@@ -8,6 +8,8 @@
 # Versions are pinned in tools/versions.env. Each component lands in its own directory
 # $CACHE/<component>-<version>/ and is marked complete by a `.complete` file written last, so an
 # interrupted build is redone, never half used. The combined bin directory is a set of symlinks.
+# (Version checks compare captured output: `cmd | grep -q` fails under pipefail when grep quits
+# before cmd has written everything.)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,7 +17,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.env"
 
 cache="${MYBINDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mybinder-deploy}"
-bindir="$cache/bin-k8s${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-helm${HELM_VERSION}"
+bindir="$cache/bin-k8s${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-helm${HELM_VERSION}-cm${CERT_MANAGER_VERSION}"
+# cert-manager's cmd/ modules are not on the Go module proxy: a copy of them at the pinned tag
+# (../shared/sources/cert-manager-v<version> beside this checkout, or a clone of the upstream
+# repository at that tag named by MYBINDER_CERT_MANAGER_SRC).
+cert_manager_src="${MYBINDER_CERT_MANAGER_SRC:-$here/../../shared/sources/cert-manager-v${CERT_MANAGER_VERSION}}"
 
 if [[ "${1:-}" == "--print" ]]; then
   echo "$bindir"
@@ -66,7 +72,7 @@ build_kubernetes() {
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler \
       k8s.io/kubernetes/cmd/kubectl)
-  "$out/kube-apiserver" --version | grep -q "v${KUBERNETES_VERSION}" || die "kube-apiserver reports a wrong version"
+  [[ "$("$out/kube-apiserver" --version)" == *"v${KUBERNETES_VERSION}"* ]] || die "kube-apiserver reports a wrong version"
   echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"
 }
@@ -86,7 +92,7 @@ require go.etcd.io/etcd/server/v3 v${ETCD_VERSION}
 MOD
   local ld="-X go.etcd.io/etcd/api/v3/version.GitSHA=v${ETCD_VERSION}"
   (cd "$out/src" && go build -trimpath -ldflags "-s -w ${ld}" -o "$out/etcd" go.etcd.io/etcd/server/v3)
-  "$out/etcd" --version | grep -q "${ETCD_VERSION}" || die "etcd reports a wrong version"
+  [[ "$("$out/etcd" --version)" == *"${ETCD_VERSION}"* ]] || die "etcd reports a wrong version"
   echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"
 }
@@ -121,7 +127,32 @@ build_helm() {
   ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
   ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${HELM_K8S_MINOR}"
   GOFLAGS=-buildvcs=false GOBIN="$out" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}"
-  "$out/helm" version --short | grep -q "v${HELM_VERSION}" || die "helm reports a wrong version"
+  [[ "$("$out/helm" version --short)" == *"v${HELM_VERSION}"* ]] || die "helm reports a wrong version"
+  echo $((SECONDS - t0)) > "$out/.build-seconds"
+  touch "$out/.complete"
+}
+
+# --- cert-manager: controller, webhook, cainjector, acmesolver (run as processes of the local
+# cluster: the API server must reach the real webhook, which a simulated pod cannot be) ---------
+build_cert_manager() {
+  local out="$cache/cert-manager-v${CERT_MANAGER_VERSION}" t0=$SECONDS
+  [[ -f "$out/.complete" ]] && return 0
+  [[ -d "$cert_manager_src/cmd/webhook" ]] || die "no cert-manager cmd/ sources at $cert_manager_src: set MYBINDER_CERT_MANAGER_SRC to a clone of github.com/cert-manager/cert-manager at tag v${CERT_MANAGER_VERSION} (its cmd/ modules are not on the Go module proxy)"
+  log "building cert-manager v${CERT_MANAGER_VERSION} (controller, webhook, cainjector, acmesolver); cold builds take about 5 minutes"
+  rm -rf "$out"; mkdir -p "$out"
+  local dir
+  dir="$(go mod download -json "github.com/cert-manager/cert-manager@v${CERT_MANAGER_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  # Each cmd module replaces the main module with ../../: put them inside a writable copy of it.
+  cp -r "$dir" "$out/src"; chmod -R u+w "$out/src"
+  mkdir -p "$out/src/cmd"
+  local ld="-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=v${CERT_MANAGER_VERSION}"
+  ld+=" -X github.com/cert-manager/cert-manager/pkg/util.AppGitCommit=${CERT_MANAGER_COMMIT}"
+  for name in controller webhook cainjector acmesolver; do
+    rm -rf "$out/src/cmd/$name"; cp -r "$cert_manager_src/cmd/$name" "$out/src/cmd/$name"; chmod -R u+w "$out/src/cmd/$name"
+    (cd "$out/src/cmd/$name" && go build -trimpath -ldflags "$ld" -o "$out/cert-manager-$name" .)
+  done
+  [[ "$(go version -m "$out/cert-manager-webhook")" == *"AppVersion=v${CERT_MANAGER_VERSION}"* ]] || die "cert-manager-webhook is not stamped with v${CERT_MANAGER_VERSION}"
+  rm -rf "$out/src"
   echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"
 }
@@ -131,11 +162,15 @@ build_helm
 build_kwok
 build_etcd
 build_kubernetes
+build_cert_manager
 
 mkdir -p "$bindir"
 for f in "$cache/kubernetes-v${KUBERNETES_VERSION}"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl} \
          "$cache/etcd-v${ETCD_VERSION}/etcd" "$cache/kwok-v${KWOK_VERSION}/kwok" "$cache/helm-v${HELM_VERSION}/helm"; do
   ln -sfn "$f" "$bindir/$(basename "$f")"
+done
+for name in controller webhook cainjector acmesolver; do
+  ln -sfn "$cache/cert-manager-v${CERT_MANAGER_VERSION}/cert-manager-$name" "$bindir/cert-manager-$name"
 done
 ln -sfn "$cache/kwok-v${KWOK_VERSION}/stage" "$bindir/kwok-stage"
 log "binaries ready in $((SECONDS - start)) s"

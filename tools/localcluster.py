@@ -5,7 +5,9 @@
     localcluster.py status                                 health of every component and node
 
 Runs the upstream etcd, kube-apiserver, kube-controller-manager and kube-scheduler as plain
-processes, with kwok simulating the kubelets of the Node objects it creates. Binaries come from
+processes, with kwok simulating the kubelets of the Node objects it creates, and
+tools/localpods.py running the real binaries of the few pods that must really run (cert-manager,
+the JupyterHub user-scheduler). Binaries come from
 tools/build-binaries.sh (a per-version cache outside the work tree). Everything this writes lives
 under .cluster/ of the checkout: the kubeconfig, PKI, component logs and the pids it started.
 
@@ -49,10 +51,22 @@ PREFERRED_PORTS = {
     "controller_manager": 10257,
     "scheduler": 10259,
     "kwok": 10247,
+    "pods": 10248,
+    "cert_manager_webhook": 10260,
 }
-COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "pods"]
 # What `up` writes into STATE_DIR (the chart mirror keeps chart-mirror/ there too).
-CLUSTER_FILES = ["state.json", "kubeconfig", "kwok-stages.yaml", "etcd", "pki", "logs", ".gitignore"]
+CLUSTER_FILES = [
+    "state.json",
+    "kubeconfig",
+    "kwok-stages.yaml",
+    "etcd",
+    "pki",
+    "logs",
+    "pods",
+    "cert-manager-webhook-host",
+    ".gitignore",
+]
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.1/16"
 NODE_LABEL_KEYS = ("mybinder.org/node-purpose", "hub.jupyter.org/node-purpose")
@@ -344,6 +358,7 @@ def health_urls(state: dict[str, Any]) -> dict[str, tuple[str, ssl.SSLContext | 
         "kube-controller-manager": (f"https://127.0.0.1:{p['controller_manager']}/healthz", insecure_ctx()),
         "kube-scheduler": (f"https://127.0.0.1:{p['scheduler']}/healthz", insecure_ctx()),
         "kwok": (f"http://127.0.0.1:{p['kwok']}/healthz", None),
+        "pods": (f"http://127.0.0.1:{p['pods']}/healthz", None),
     }
 
 
@@ -378,6 +393,19 @@ def kubectl(bdir: Path, *args: str, input_text: str | None = None, check: bool =
     return res.stdout
 
 
+STORAGE_CLASS = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {
+        "name": "standard",
+        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+    },
+    "provisioner": "kubernetes.io/host-path",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "Immediate",
+}
+
+
 def node_manifests(core: int, user: int) -> str:
     docs = []
     for purpose, count in (("core", core), ("user", user)):
@@ -406,7 +434,7 @@ def node_manifests(core: int, user: int) -> str:
                     },
                 }
             )
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [*docs, STORAGE_CLASS]})
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,6 +572,11 @@ def start_components(bdir: Path, state: dict[str, Any], adv: str) -> None:
             "--concurrent-deployment-syncs=10",
             "--concurrent-replicaset-syncs=10",
             "--concurrent-gc-syncs=40",
+            # The cluster's storage provisioner (kubernetes.io/host-path, the default StorageClass
+            # `standard` below): claims such as the hub's database and prometheus' data bind, as on
+            # a cloud cluster. Its volumes are empty directories under /tmp/hostpath_pv that no pod
+            # ever mounts (kwok runs no containers); the controller removes them with their claim.
+            "--enable-hostpath-provisioner=true",
             "--profiling=false",
             "--v=1",
         ],
@@ -593,7 +626,13 @@ def start_components(bdir: Path, state: dict[str, Any], adv: str) -> None:
         ],
         state,
     )
-    for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+    # Real processes for the few simulated pods that must really run (tools/localpods.py).
+    start(
+        "pods", [sys.executable, str(ROOT / "tools" / "localpods.py"), "serve", str(STATE_DIR), str(p["pods"])], state
+    )
+    state["processes"]["pods"]["binary"] = str(ROOT / "tools" / "localpods.py")
+    save_state(state)
+    for name in ("kube-controller-manager", "kube-scheduler", "kwok", "pods"):
         wait_healthy(name, state, 60)
 
 
@@ -705,6 +744,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             purpose = n["metadata"].get("labels", {}).get(NODE_LABEL_KEYS[0], "-")
             flags = " cordoned" if n["spec"].get("unschedulable") else ""
             print(f"  node {n['metadata']['name']:<19} {purpose:<6} {'Ready' if ready else 'NotReady'}{flags}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{state['ports']['pods']}/processes", timeout=5) as resp:
+            for proc in json.load(resp):
+                what = "running" if proc["running"] else "EXITED"
+                line = f"  pod process {proc['deployment']:<40} {proc['binary']:<24} pid {proc['pid']:<8} {what}"
+                print(f"{line}, {proc['restarts']} restarts")
         version = kubectl(bdir, "version", "-o", "json")
         print(f"  server version: {json.loads(version)['serverVersion']['gitVersion']}; kubeconfig: {KUBECONFIG}")
     return 0 if healthy else 1
