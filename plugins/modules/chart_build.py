@@ -13,9 +13,10 @@ description:
   - Mirrors the chart directory O(src) into O(dest) (the chart's own files only; C(charts/) is built), so the
     source tree is never modified.
   - With O(mirror) set, the http(s) repositories of the copy's C(Chart.yaml) dependencies are rewritten to the
-    mirror and the dependencies are resolved there (C(helm dependency update)); the resolved names and versions
-    must equal those of the source C(Chart.lock), so a mirror can never swap a version. Without a mirror,
-    C(helm dependency build) fetches exactly what C(Chart.lock) pins from the upstream repositories.
+    mirror; without one, the upstream repositories of C(Chart.yaml) are used. Either way the dependencies are
+    resolved with C(helm dependency update), which needs no C(helm repo add) (C(helm dependency build) refuses
+    every repository missing from helm's repositories file), and the resolved names and versions must equal
+    those of the source C(Chart.lock), so neither a mirror nor a republished repository can swap a version.
   - Dependencies are fetched only when the dependency list, the lock or the mirror changed, or an archive is
     missing; otherwise nothing is run, so a no-op deploy costs no network round trip.
   - Reports every dependency with its version and whether it is a stand-in chart (annotation
@@ -217,8 +218,11 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     if deps and not fresh:
         if os.path.isdir(charts_dir):
             shutil.rmtree(charts_dir)
-        use_update = bool(mirror) or src_lock is None
-        cmd = [helm, "dependency", "update" if use_update else "build", dest]
+        # `dependency update`, never `build`: build refuses a repository that is not in helm's
+        # repositories file ("no repository definition ... helm repo add"), which an operator's
+        # machine, a CI runner or an execution environment does not have. The versions it
+        # resolves are then checked against the source lock, so nothing floats.
+        cmd = [helm, "dependency", "update", dest]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             where = f"the chart mirror {mirror}" if mirror else "their upstream repositories (see Chart.yaml)"
@@ -228,18 +232,26 @@ def run(module: AnsibleModule) -> dict[str, Any]:
                 else "; without network access to them, serve the charts from a mirror and set mybinder_chart_mirror"
             )
             raise BuildError(f"fetching the dependencies of {src} from {where} failed: {res.stderr.strip()}{hint}")
-        if mirror and src_lock is not None:
-            got = lock_pins(read_yaml(os.path.join(dest, "Chart.lock")))
+        if src_lock is not None:
+            # What was downloaded, read from the archives: helm may leave a lock it did not follow.
+            got = sorted(
+                (str(meta.get("name", "")), str(meta.get("version", "")))
+                for meta in (chart_meta_of(os.path.join(charts_dir, f)) for f in sorted(os.listdir(charts_dir)))
+            )
             want = lock_pins(src_lock)
             if got != want:
+                where = f"the mirror {mirror}" if mirror else "the upstream repositories"
                 raise BuildError(
-                    f"the mirror {mirror} resolved other dependency versions than {src}/Chart.lock pins: "
-                    f"got {got}, want {want}"
+                    f"{where} resolved other dependency versions than {src}/Chart.lock pins: got {got}, want {want}"
                 )
-            # The mirror's lock only served that check. Later runs leave no lock in the copy (the
-            # upstream one is stale there, see above), so this one goes too: the copy is then the
-            # same after every run, and helm_release's digest of its files changes only with them.
-            os.remove(os.path.join(dest, "Chart.lock"))
+            # The lock `update` wrote only served that check. Later runs leave the copy's lock as
+            # the source's (upstream) or none (a mirror: the upstream one is stale there, see
+            # above), so the copy is the same after every run, and helm_release's digest of its
+            # files changes only with them.
+            if mirror:
+                os.remove(os.path.join(dest, "Chart.lock"))
+            else:
+                shutil.copyfile(os.path.join(src, "Chart.lock"), os.path.join(dest, "Chart.lock"))
         result.update({"changed": True, "fetched": True, "command": " ".join(cmd)})
         with open(stamp_path, "w", encoding="utf-8") as fh:
             json.dump({"digest": digest}, fh)

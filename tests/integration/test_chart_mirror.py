@@ -314,3 +314,43 @@ def test_pull_names_a_repository_that_does_not_answer(tmp_path):
     assert res.returncode == 1
     assert "the chart repository http://127.0.0.1:1 does not answer" in res.stderr
     assert "--from URL" in res.stderr
+
+
+def test_the_upstream_path_needs_no_helm_repo_add_and_keeps_the_pins(mirror, tmp_path):
+    """chart_build without a mirror, on a machine whose helm knows no repository (a CI runner, an
+    execution environment): the dependencies come from the repositories of Chart.yaml. A loopback
+    repository plays upstream here; `helm dependency build` would refuse it ("no repository
+    definition ... helm repo add")."""
+    from tasks_testlib import run_tasks
+
+    upstream = mirror("start").stdout.strip()
+    src = tmp_path / "mybinder"
+    shutil.copytree(ROOT / "mybinder", src, ignore=shutil.ignore_patterns("charts"))
+    chart = src / "Chart.yaml"
+    text = chart.read_text()
+    for dep in yaml.safe_load(text)["dependencies"]:
+        text = text.replace(dep["repository"], upstream)
+    chart.write_text(text)
+    (src / "Chart.lock").unlink()
+    run([helm(), "dependency", "update", str(src)])  # the lock an online `helm dependency update` writes
+    shutil.rmtree(src / "charts")
+    lock = (src / "Chart.lock").read_text()
+    no_repos = {"HELM_REPOSITORY_CONFIG": str(tmp_path / "no-repositories.yaml")}
+    dest = tmp_path / "build" / "mybinder"
+    task = {"mybinder.deploy.chart_build": {"src": str(src), "dest": str(dest), "mirror": ""}}
+    (first,) = run_tasks(tmp_path, [dict(task)], env=no_repos)
+    assert first.get("failed") is not True, first
+    assert first["fetched"] and "dependency update" in first["command"]
+    assert sorted(p.name for p in (dest / "charts").iterdir()) == sorted(
+        f"{d['name']}-{d['version']}.tgz" for d in yaml.safe_load(lock)["dependencies"]
+    )
+    assert (dest / "Chart.lock").read_text() == lock  # the copy keeps the source's lock
+    (second,) = run_tasks(tmp_path, [dict(task)], env=no_repos)
+    assert not second["fetched"] and not second["changed"], second
+
+    # a lock that pins another version than the repository serves is refused, naming both
+    pinned = src / "Chart.lock"
+    pinned.write_text(lock.replace("version: 10.5.15", "version: 10.5.14"))
+    (refused,) = run_tasks(tmp_path, [dict(task)], env=no_repos)
+    assert refused.get("failed"), refused
+    assert "the upstream repositories resolved other dependency versions than" in refused["msg"]
