@@ -1,7 +1,7 @@
 """Shared helpers for the meta chart and render tests (no cluster needed).
 
-Everything expensive is computed once per test session (lru_cache): the stand-in chart mirror,
-a build of the meta chart with its dependencies from that mirror, and one render per
+Everything expensive is computed once per test session (lru_cache): the chart mirror (the real
+charts, tools/chart-mirror.py), a build of the meta chart with its dependencies from that mirror, and one render per
 environment through playbooks/render.yml (the same chart build and values layering as the
 deploy).
 """
@@ -49,7 +49,8 @@ def tmpdir(prefix: str) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def mirror_url() -> str:
-    """The stand-in mirror of this session's cluster dir (started if needed, stopped at exit if we started it)."""
+    """The chart mirror of this session's cluster dir, serving the real charts (started if needed,
+    stopped at exit if we started it)."""
     tool = str(ROOT / "tools" / "chart-mirror.py")
     was_running = run([tool, "url"], check=False).returncode == 0
     url = run([tool, "start"]).stdout.strip().splitlines()[-1]
@@ -60,7 +61,7 @@ def mirror_url() -> str:
 
 @functools.lru_cache(maxsize=1)
 def built_chart() -> Path:
-    """mybinder/ with its dependencies built from the stand-in mirror, in a temporary copy."""
+    """mybinder/ with its dependencies (the real charts) built from the mirror, in a temporary copy."""
     dest = tmpdir("mybinder-chart-") / "mybinder"
     shutil.copytree(ROOT / "mybinder", dest, ignore=shutil.ignore_patterns("charts", "*.tgz"))
     chart = dest / "Chart.yaml"
@@ -74,17 +75,30 @@ def load_docs(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
 
 
+# Registry settings every render needs (use_registry is on in mybinder/values.yaml).
+REGISTRY_VALUES = ROOT / "tests" / "fixtures" / "registry-values.yaml"
+
+
+def with_registry(values_files: list[str | Path]) -> list[str | Path]:
+    """The values files with registry settings first: an environment's secret file before its
+    config/<env>.yaml (as the deploy layers them), else the test registry."""
+    envs = [Path(v).stem for v in values_files if Path(v).parent == ROOT / "config"]
+    first = [ROOT / "secret" / "config" / f"{envs[0]}.yaml"] if envs else [REGISTRY_VALUES]
+    return [*first, *values_files]
+
+
 def helm_template(values_files: list[str | Path], release: str = "t", namespace: str = "t", *extra: str) -> list[dict]:
-    """Unredacted render of the built meta chart, in memory only."""
+    """Unredacted render of the built meta chart, in memory only (with test registry credentials
+    first, so that an environment's own values files override them)."""
     cmd = [helm(), "template", release, str(built_chart()), "--namespace", namespace]
-    for vf in values_files:
+    for vf in with_registry(values_files):
         cmd += ["--values", str(vf)]
     return load_docs(run([*cmd, *extra]).stdout)
 
 
 def helm_template_fails(values_files: list[str | Path], *extra: str) -> str:
     cmd = [helm(), "template", "t", str(built_chart())]
-    for vf in values_files:
+    for vf in with_registry(values_files):
         cmd += ["--values", str(vf)]
     res = run([*cmd, *extra], check=False)
     assert res.returncode != 0, "helm template succeeded, a failure was expected"

@@ -1,14 +1,17 @@
-"""The mybinder meta chart: pins, lock, stand-ins, lint, redirector and disruption budgets.
+"""The mybinder meta chart: pins, lock, the real charts it is built from, lint, the values it
+refuses, redirector and disruption budgets.
 
-No cluster: helm renders the chart built from the stand-in mirror (same names and versions as
-the upstream pins).
+No cluster: helm renders the chart built from the chart mirror, which serves the real upstream
+charts at the pinned versions.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
+import tarfile
 
 import pytest
 import yaml
@@ -69,30 +72,33 @@ def test_chart_lock_is_in_sync_as_helm_itself_checks_it():
     assert "out of sync" in res.stderr, res.stderr
 
 
-@pytest.mark.parametrize("name", sorted(UPSTREAM))
-def test_stand_in_has_the_pinned_name_and_version_and_says_it_is_a_stand_in(name):
-    pin = next(d for d in chart_yaml()["dependencies"] if d["name"] == name)
-    meta = yaml.safe_load((ROOT / "tests" / "stand-in-charts" / name / "Chart.yaml").read_text())
-    assert (meta["name"], str(meta["version"])) == (name, str(pin["version"]))
-    assert meta["annotations"]["mybinder.org/stand-in"] == "true"
-    assert meta["description"].startswith("STAND-IN")
+def test_the_build_holds_the_real_charts_at_the_pinned_versions():
+    pins = {d["name"]: str(d["version"]) for d in chart_yaml()["dependencies"]}
+    built = {}
+    for tgz in (built_chart() / "charts").glob("*.tgz"):
+        with tarfile.open(tgz) as tar:
+            member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
+            meta = yaml.safe_load(tar.extractfile(member).read())
+            built[meta["name"]] = str(meta["version"])
+            assert "mybinder.org/stand-in" not in (meta.get("annotations") or {}), meta["name"]
+    assert built == pins
 
 
-def test_binderhub_stand_in_nests_jupyterhub_under_the_jupyterhub_key():
-    meta = yaml.safe_load((ROOT / "tests" / "stand-in-charts" / "binderhub" / "Chart.yaml").read_text())
-    assert [d["name"] for d in meta["dependencies"]] == ["jupyterhub"]
+def test_binderhub_nests_the_real_jupyterhub_chart_under_the_jupyterhub_key():
+    tgz = next((built_chart() / "charts").glob("binderhub-*.tgz"))
+    with tarfile.open(tgz) as tar:
+        nested = yaml.safe_load(tar.extractfile("binderhub/charts/jupyterhub/Chart.yaml").read())
+    assert (nested["name"], str(nested["version"])) == ("jupyterhub", "4.2.0")
     docs = helm_template([], "t", "t")
     # jupyterhub values given under binderhub.jupyterhub reach the nested chart
     hub = workloads(helm_template([], "t", "t", "--set", "binderhub.jupyterhub.hub.nodeSelector.probe=yes"))["hub"]
     assert pod_spec(hub)["nodeSelector"] == {"probe": "yes"}
-    assert {"hub", "proxy", "binder"} <= set(workloads(docs))
-
-
-def test_every_rendered_object_of_a_stand_in_is_labelled_as_such():
-    for doc in helm_template([], "t", "t"):
-        source_is_stand_in = doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") != "mybinder"
-        if source_is_stand_in:
-            assert doc["metadata"]["labels"]["mybinder.org/stand-in"] == "true", doc["metadata"]["name"]
+    assert {"hub", "proxy", "binder", "user-scheduler"} <= set(workloads(docs))
+    # what the stand-ins never rendered: the hub's database claim, RBAC, network policies
+    assert "hub-db-dir" in by_kind(docs, "PersistentVolumeClaim")
+    assert {"hub", "singleuser", "proxy"} <= set(by_kind(docs, "NetworkPolicy"))
+    assert by_kind(docs, "ClusterRole") and by_kind(docs, "Role")
+    assert not [d for d in docs if "mybinder.org/stand-in" in (d["metadata"].get("labels") or {})]
 
 
 @pytest.mark.parametrize("env", ["staging", "prod", "ovh", "local"])
@@ -227,3 +233,68 @@ def test_dependencies_can_be_switched_off():
     names = set(workloads(docs))
     assert names == {"redirector"}
     assert set(by_kind(docs, "PodDisruptionBudget")) == {"redirector"}
+
+
+def registry_values(tmp, registry: dict | None, prefix: str) -> list:
+    path = tmp / "registry.yaml"
+    values: dict = {"binderhub": {"config": {"BinderHub": {"image_prefix": prefix}}}}
+    if registry is not None:
+        values["binderhub"]["registry"] = registry
+    path.write_text(yaml.safe_dump(values))
+    return [path]
+
+
+def test_use_registry_without_a_password_is_refused_naming_the_values_to_set(tmp_path):
+    """The real binderhub chart would write Docker Hub credentials with an empty password."""
+    err = helm_template_fails(
+        registry_values(tmp_path, {"url": "https://gcr.io", "username": "_json_key", "password": ""}, "gcr.io/p/r2d-")
+    )
+    assert "use_registry is true but binderhub.registry.password is empty" in err
+    assert "secret/config/<env>.yaml (binderhub.registry.url, binderhub.registry.username" in err
+
+
+def test_registry_credentials_for_another_host_than_image_prefix_are_refused(tmp_path):
+    values = registry_values(tmp_path, {"url": "https://index.docker.io/v1/", "password": "x"}, "gcr.io/p/r2d-")
+    err = helm_template_fails(values)
+    assert "binderhub.registry.url is https://index.docker.io/v1/ but" in err
+    assert "image_prefix (gcr.io/p/r2d-) pushes to gcr.io" in err and "https://gcr.io" in err
+
+
+def test_registry_credentials_reach_the_chart_for_the_image_prefix_host(tmp_path):
+    values = registry_values(
+        tmp_path, {"url": "https://gcr.io", "username": "_json_key", "password": "sa-json"}, "gcr.io/p/r2d-"
+    )
+    docs = helm_template(values)
+    config = json.loads(base64.b64decode(by_kind(docs, "Secret")["binder-build-docker-config"]["data"]["config.json"]))
+    assert base64.b64decode(config["auths"]["https://gcr.io"]["auth"]).decode() == "_json_key:sa-json"
+
+
+@pytest.mark.parametrize("env", ["staging", "prod", "ovh", "local"])
+def test_every_environment_pushes_with_credentials_for_its_own_registry(env):
+    docs = helm_template([str(ROOT / "config" / f"{env}.yaml")])
+    config = json.loads(base64.b64decode(by_kind(docs, "Secret")["binder-build-docker-config"]["data"]["config.json"]))
+    ((url, auth),) = config["auths"].items()
+    _user, _, password = base64.b64decode(auth["auth"]).decode().partition(":")
+    assert (
+        password
+        and password
+        == yaml.safe_load((ROOT / "secret" / "config" / f"{env}.yaml").read_text())["binderhub"]["registry"]["password"]
+    )
+    prefix = yaml.safe_load((ROOT / "config" / f"{env}.yaml").read_text())["binderhub"]["config"]["BinderHub"][
+        "image_prefix"
+    ]
+    host = prefix.split("/")[0] if "." in prefix.split("/")[0] else "index.docker.io"
+    assert host in url
+
+
+def test_builds_use_dind_not_the_nodes_docker_socket():
+    """containerd nodes (GKE since 1.24) have no /var/run/docker.sock or /var/lib/docker."""
+    docs = helm_template([str(ROOT / "config" / "prod.yaml")])
+    mounts = {
+        name: [v["hostPath"]["path"] for v in pod_spec(w).get("volumes", []) if "hostPath" in v]
+        for name, w in workloads(docs).items()
+        if w["kind"] == "DaemonSet"
+    }
+    assert mounts["t-dind"] == ["/var/lib/dind", "/var/run/dind"]
+    assert sorted(mounts["t-image-cleaner"]) == ["/var/lib/dind", "/var/run/dind"]
+    assert not any("/var/run/docker.sock" in p or p == "/var/lib/docker" for ps in mounts.values() for p in ps)
