@@ -209,12 +209,19 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-def secret_values_yaml(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """The values.yaml a chart stores in one of its Secrets (base64 in data)."""
+def secret_data(secret: dict[str, Any]) -> dict[str, str]:
+    """A Secret's content as text, from `data` (base64) and `stringData` (jupyterhub's hub Secret
+    uses the one, binderhub's binder-secret the other)."""
     import base64
 
-    secret = by_kind(docs, "Secret")[name]
-    return yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+    out = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    out.update(secret.get("stringData") or {})
+    return out
+
+
+def secret_values_yaml(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The values.yaml a chart stores in one of its Secrets."""
+    return yaml.safe_load(secret_data(by_kind(docs, "Secret")[name])["values.yaml"])
 
 
 def dump(obj: Any) -> str:

@@ -24,6 +24,7 @@ from helpers_chart import (
     render,
     run,
     run_render,
+    secret_data,
     secret_leaves,
     secret_values_yaml,
     tmpdir,
@@ -61,18 +62,19 @@ def test_values_files_are_inventory_layer_then_secret_then_public_config(env):
     assert files[1:] == [f"secret/config/{env}.yaml", f"config/{env}.yaml"]
 
 
-def test_render_writes_the_release_and_says_which_charts_are_stand_ins():
+def test_render_writes_the_release_from_the_real_charts():
     r = render("local")
     assert (r.out / "local.yaml").is_file()
     rel = r.release
     assert (rel["name"], rel["namespace"]) == ("local", "local")
     assert sorted(rel["dependencies"]) == sorted(
-        f"{d['name']} {d['version']} (STAND-IN)"
+        f"{d['name']} {d['version']}"
         for d in yaml.safe_load((ROOT / "mybinder" / "Chart.lock").read_text())["dependencies"]
     )
-    assert "rendered with STAND-IN charts (test charts, not the real ones) from http://127.0.0.1:" in r.proc.stdout
+    assert "STAND-IN" not in r.proc.stdout
     kinds = {d["kind"] for d in r.docs}
     assert {"Deployment", "StatefulSet", "DaemonSet", "Ingress", "PodDisruptionBudget", "Secret", "ConfigMap"} <= kinds
+    assert {"PersistentVolumeClaim", "NetworkPolicy", "Role", "ClusterRole"} <= kinds
 
 
 def test_public_config_wins_over_the_inventory_layer_and_the_chart_defaults(tmp_path):
@@ -115,11 +117,12 @@ def test_core_components_go_to_the_core_pool_users_and_builds_to_the_user_pool(e
         assert pod_spec(found[name]).get("nodeSelector") == {LABEL: "core"}, name
     assert pod_spec(found["user-placeholder"])["nodeSelector"] == {LABEL: "user"}
     assert pod_spec(found[f"{r.release['name']}-image-cleaner"])["nodeSelector"] == {LABEL: "user"}
+    assert pod_spec(found[f"{r.release['name']}-dind"])["nodeSelector"] == {LABEL: "user"}  # builds run there
     # user servers and builds are created at run time from the hub's and binder's configuration
     assert secret_values_yaml(docs, "hub")["singleuser"]["nodeSelector"] == {LABEL: "user"}
     assert secret_values_yaml(docs, "binder-secret")["config"]["BinderHub"]["build_node_selector"] == {LABEL: "user"}
     # nothing else is pinned anywhere (node agents excepted: they run on every node by design)
-    others = set(found) - core - {"user-placeholder", f"{r.release['name']}-image-cleaner"}
+    others = set(found) - core - {"user-placeholder", f"{r.release['name']}-image-cleaner", f"{r.release['name']}-dind"}
     assert others == {f"{r.release['name']}-prometheus-node-exporter"}
     assert found[f"{r.release['name']}-prometheus-node-exporter"]["kind"] == "DaemonSet"
 
@@ -222,9 +225,10 @@ def test_secrets_reach_the_cluster_objects_but_never_the_render_output_or_the_lo
     r = render(env)
     values = secret_leaves(env)
     assert len(values) >= 5
-    deployed = "\n".join(
-        base64.b64decode(v).decode() for s in by_kind(r.unredacted(), "Secret").values() for v in s["data"].values()
-    )
+    deployed = "\n".join(v for s in by_kind(r.unredacted(), "Secret").values() for v in secret_data(s).values())
+    # the registry credentials are in a docker config.json, as "auth": base64(user:password)
+    auths = json.loads(secret_data(by_kind(r.unredacted(), "Secret")["binder-build-docker-config"])["config.json"])
+    deployed += "\n".join(base64.b64decode(a["auth"]).decode() for a in auths["auths"].values())
     text = (r.out / r.release["file"]).read_text() + (r.out / "releases.yaml").read_text()
     for value in values:
         # the value is really deployed (so this test would catch a leak)...
@@ -233,8 +237,13 @@ def test_secrets_reach_the_cluster_objects_but_never_the_render_output_or_the_lo
         assert value not in text and base64.b64encode(value.encode()).decode() not in text
         assert value not in r.proc.stdout + r.proc.stderr
     for secret in by_kind(r.docs, "Secret").values():
-        assert set(secret["data"].values()) == {"<redacted>"}
-    assert set(r.release["redacted_secrets"]) == {f"{env}/hub", f"{env}/binder-secret", f"{env}/{env}-grafana"}
+        assert {*secret.get("data", {}).values(), *secret.get("stringData", {}).values()} == {"<redacted>"}
+    assert set(r.release["redacted_secrets"]) == {
+        f"{env}/hub",
+        f"{env}/binder-secret",
+        f"{env}/binder-build-docker-config",
+        f"{env}/{env}-grafana",
+    }
 
 
 def test_a_second_render_changes_nothing_and_check_mode_agrees():
@@ -278,9 +287,17 @@ def test_a_new_cluster_needs_only_an_inventory_and_a_config_file(tmp_path):
     config = tmp_path / "k3s.yaml"
     config.write_text(
         "redirector:\n  redirects:\n    - {type: host, host: {from: old.k3s.example.org, to: k3s.example.org}}\n"
+        "binderhub:\n  config:\n    BinderHub:\n      image_prefix: k3sbinder/r2d-\n"
     )
     secret = tmp_path / "k3s-secret.yaml"
-    secret.write_text(yaml.safe_dump({"grafana": {"adminPassword": "k3s-only-placeholder"}}))
+    secret.write_text(
+        yaml.safe_dump(
+            {
+                "grafana": {"adminPassword": "k3s-only-placeholder"},
+                "binderhub": {"registry": {"username": "k3sbinder", "password": "k3s-registry-placeholder"}},
+            }
+        )
+    )
     (group_vars / "cluster.yml").write_text(
         yaml.safe_dump(
             {
@@ -333,10 +350,10 @@ def test_the_ingress_and_tls_releases_are_rendered_with_the_deploy_values(env):
     assert names == [r.release["name"], "ingress-nginx", "cert-manager"]
     ingress = other_release(r, "ingress-nginx")
     assert (ingress["namespace"], ingress["chart"], ingress["version"]) == ("ingress-nginx", "ingress-nginx", "4.14.1")
-    assert ingress["stand_in"] is True  # the mirror serves stand-ins, and the index says so
+    assert ingress["stand_in"] is False  # the mirror serves the real charts
     cert_manager = other_release(r, "cert-manager")
     assert (cert_manager["namespace"], cert_manager["version"]) == ("cert-manager", "v1.19.4")
-    assert "ingress-nginx, cert-manager" in r.proc.stdout.split("STAND-IN charts", 1)[1].splitlines()[0]
+    assert "STAND-IN" not in r.proc.stdout
 
     controller = workloads(load_docs((r.out / "ingress-nginx.yaml").read_text()))["ingress-nginx-controller"]
     spec = pod_spec(controller)
@@ -363,13 +380,17 @@ def test_the_ingress_and_tls_releases_are_rendered_with_the_deploy_values(env):
 
 
 def test_the_cert_manager_crds_are_rendered_from_a_local_source_and_named_when_remote():
+    # with a chart mirror, the CRDs come from its manifests/ (a URL here: named, not fetched)
     local = render("local")
-    crds = load_docs((local.out / "cert-manager-crds.yaml").read_text())
+    assert other_release(local, "cert-manager")["crds"] == f"{mirror_url()}/manifests/cert-manager.crds.yaml"
+    assert not (local.out / "cert-manager-crds.yaml").exists()
+    manifest = ROOT.parent / "shared" / "charts" / "manifests" / "cert-manager.crds.yaml"
+    from_file = run_render("local", "-e", f"tls_cert_manager_crds_src={manifest}")
+    assert isinstance(from_file, Render)
+    crds = load_docs((from_file.out / "cert-manager-crds.yaml").read_text())
     assert {d["kind"] for d in crds} == {"CustomResourceDefinition"} and len(crds) == 6
     prod = render("prod")
-    assert other_release(prod, "cert-manager")["crds"].startswith(
-        "https://github.com/cert-manager/cert-manager/releases/download/v1.19.4/"
-    )
+    assert other_release(prod, "cert-manager")["crds"].startswith("http://127.0.0.1:")
     assert not (prod.out / "cert-manager-crds.yaml").exists()  # not fetched: no network needed
 
 
