@@ -151,7 +151,8 @@ build_cert_manager() {
     rm -rf "$out/src/cmd/$name"; cp -r "$cert_manager_src/cmd/$name" "$out/src/cmd/$name"; chmod -R u+w "$out/src/cmd/$name"
     (cd "$out/src/cmd/$name" && go build -trimpath -ldflags "$ld" -o "$out/cert-manager-$name" .)
   done
-  [[ "$(go version -m "$out/cert-manager-webhook")" == *"AppVersion=v${CERT_MANAGER_VERSION}"* ]] || die "cert-manager-webhook is not stamped with v${CERT_MANAGER_VERSION}"
+  # -trimpath keeps -ldflags out of the build info: look for the stamped commit in the binary itself
+  grep -qa "${CERT_MANAGER_COMMIT}" "$out/cert-manager-webhook" || die "cert-manager-webhook is not stamped with v${CERT_MANAGER_VERSION} (${CERT_MANAGER_COMMIT})"
   rm -rf "$out/src"
   echo $((SECONDS - t0)) > "$out/.build-seconds"
   touch "$out/.complete"

@@ -287,6 +287,14 @@ def serve(directory: Path, port: int) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(directory), **kwargs)
 
+        def send_head(self) -> Any:
+            # Always the full file, never "304 Not Modified": one URL (a port on loopback) serves
+            # different directories over time, and an older index.yaml of another directory would
+            # pass an If-Modified-Since check against the newer one a client remembers.
+            for header in ("If-Modified-Since", "If-None-Match"):
+                del self.headers[header]
+            return super().send_head()
+
         def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 

@@ -406,6 +406,38 @@ STORAGE_CLASS = {
 }
 
 
+# What kube-scheduler 1.34 watches beyond a 1.30 scheduler's RBAC, for the JupyterHub chart's
+# user-scheduler that tools/localpods.py runs with the control plane's newer binary (read only).
+NEWER_SCHEDULER_READS = [
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "mybinder-local:newer-kube-scheduler"},
+        "rules": [
+            {
+                "apiGroups": ["resource.k8s.io"],
+                "resources": ["deviceclasses", "resourceclaims", "resourceslices"],
+                "verbs": ["get", "list", "watch"],
+            },
+            {"apiGroups": ["storage.k8s.io"], "resources": ["volumeattachments"], "verbs": ["get", "list", "watch"]},
+        ],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "mybinder-local:newer-kube-scheduler"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "mybinder-local:newer-kube-scheduler",
+        },
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "mybinder-local:newer-kube-scheduler"}
+        ],
+    },
+]
+
+
 def node_manifests(core: int, user: int) -> str:
     docs = []
     for purpose, count in (("core", core), ("user", user)):
@@ -434,7 +466,7 @@ def node_manifests(core: int, user: int) -> str:
                     },
                 }
             )
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [*docs, STORAGE_CLASS]})
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [*docs, STORAGE_CLASS, *NEWER_SCHEDULER_READS]})
 
 
 # --------------------------------------------------------------------------------------------
@@ -617,7 +649,10 @@ def start_components(bdir: Path, state: dict[str, Any], adv: str) -> None:
             f"--config={stages}",
             "--manage-all-nodes=true",
             f"--cidr={POD_CIDR}",
-            "--node-ip=127.0.0.1",
+            # The nodes' address, which host-network pods (prometheus' node exporter) take as
+            # theirs: not loopback, which EndpointSlices refuse, so their Services would never
+            # have an endpoint. Only published; nothing listens on or connects to it.
+            f"--node-ip={adv}",
             # Renew node Leases: the heartbeat-with-lease stage patches node status only every ~10
             # minutes, so without Leases the node lifecycle controller finds every node NotReady
             # after its grace period and marks all pods NotReady, which kwok never undoes.

@@ -33,6 +33,7 @@ import datetime
 import hashlib
 import http.server
 import json
+import os
 import re
 import signal
 import ssl
@@ -50,6 +51,8 @@ from typing import Any
 import yaml
 
 POLL_SECONDS = 1.0
+# The group whose reads make up for what a newer kube-scheduler watches (see user_scheduler).
+NEWER_SCHEDULER = "mybinder-local:newer-kube-scheduler"
 # The webhook's URL as the cert-manager chart's `webhook.url.host` must name it (written at start).
 WEBHOOK_HOST_FILE = "cert-manager-webhook-host"
 
@@ -61,10 +64,11 @@ class Spec:
     key: str  # namespace/deployment
     argv: list[str]
     files: dict[str, str] = field(default_factory=dict)  # path -> content written before the start
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps([self.argv, self.files], sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps([self.argv, self.files, self.env], sort_keys=True).encode()).hexdigest()
 
 
 class Runner:
@@ -105,8 +109,9 @@ class Runner:
     # ---------------------------------------------------------------------------------------
     # identities: a client certificate per ServiceAccount
 
-    def kubeconfig_for(self, namespace: str, service_account: str) -> Path:
-        path = self.work / "identities" / f"{namespace}.{service_account}.kubeconfig"
+    def kubeconfig_for(self, namespace: str, service_account: str, groups: tuple[str, ...] = ()) -> Path:
+        suffix = "".join(f"+{g.rsplit(':', 1)[-1]}" for g in groups)
+        path = self.work / "identities" / f"{namespace}.{service_account}{suffix}.kubeconfig"
         if path.exists():
             return path
         from cryptography import x509
@@ -123,6 +128,7 @@ class Runner:
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:serviceaccounts"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"system:serviceaccounts:{namespace}"),
+                *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups),
                 x509.NameAttribute(NameOID.COMMON_NAME, f"system:serviceaccount:{namespace}:{service_account}"),
             ]
         )
@@ -176,7 +182,8 @@ class Runner:
         return None
 
     def container_args(self, deploy: dict[str, Any], container: dict[str, Any]) -> list[str]:
-        """The container's command line after Kubernetes' $(VAR) expansion from its env."""
+        """The container's arguments (after its command's program), with Kubernetes' $(VAR)
+        expansion from its env."""
         env = {"POD_NAMESPACE": deploy["metadata"]["namespace"]}
         for item in container.get("env") or []:
             if "value" in item:
@@ -185,13 +192,12 @@ class Runner:
                 env[item["name"]] = deploy["metadata"]["namespace"]
             elif (item.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
                 env[item["name"]] = deploy["metadata"]["name"]
-        return [
-            re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), str(a))
-            for a in container.get("args") or []
-        ]
+        # the image's entry point is replaced by our binary; what follows it in `command` stays
+        words = [*(container.get("command") or [])[1:], *(container.get("args") or [])]
+        return [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), str(a)) for a in words]
 
-    def identity(self, deploy: dict[str, Any], pod: dict[str, Any]) -> Path:
-        return self.kubeconfig_for(deploy["metadata"]["namespace"], pod.get("serviceAccountName") or "default")
+    def identity(self, deploy: dict[str, Any], pod: dict[str, Any], groups: tuple[str, ...] = ()) -> Path:
+        return self.kubeconfig_for(deploy["metadata"]["namespace"], pod.get("serviceAccountName") or "default", groups)
 
     # ---------------------------------------------------------------------------------------
     # supervising
@@ -232,6 +238,7 @@ class Runner:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.work,
+            env={**os.environ, **spec.env},
             preexec_fn=die_with_parent,
         )
         log.close()
@@ -279,16 +286,18 @@ def die_with_parent() -> None:
 def cert_manager(binary: str) -> Callable[[Runner, dict[str, Any], dict[str, Any], dict[str, Any]], Spec]:
     def adapt(r: Runner, deploy: dict[str, Any], pod: dict[str, Any], container: dict[str, Any]) -> Spec:
         argv = [str(r.bin / f"cert-manager-{binary}"), *r.container_args(deploy, container)]
-        argv.append(f"--kubeconfig={r.identity(deploy, pod)}")
+        kubeconfig = str(r.identity(deploy, pod))
+        argv.append(f"--kubeconfig={kubeconfig}")
         if binary == "webhook":
             # The chart's `webhook.url.host` (localhost:PORT) is where the API server calls it;
             # the serving certificate must name the host without the port.
             argv += [f"--secure-port={r.webhook_port}", "--dynamic-serving-dns-names=localhost", "--healthz-port=0"]
-        # No two processes may take the same metrics port of a pod of their own.
-        argv.append("--metrics-listen-address=0")
-        if binary == "controller":
-            argv.append("--healthz-listen-address=127.0.0.1:0")
-        return Spec(f"{deploy['metadata']['namespace']}/{deploy['metadata']['name']}", argv)
+        # Each pod would have its own metrics port; processes on one loopback take any free one.
+        argv.append("--metrics-listen-address=127.0.0.1:0")
+        # cainjector's client ignores --kubeconfig and reads $KUBECONFIG (controller-runtime)
+        return Spec(
+            f"{deploy['metadata']['namespace']}/{deploy['metadata']['name']}", argv, env={"KUBECONFIG": kubeconfig}
+        )
 
     return adapt
 
@@ -310,14 +319,19 @@ def user_scheduler(r: Runner, deploy: dict[str, Any], pod: dict[str, Any], conta
     args = r.container_args(deploy, container)
     for mount, local in moved.items():
         args = [a.replace(mount, local) for a in args]
-    kubeconfig = str(r.identity(deploy, pod))
+    kubeconfig = str(r.identity(deploy, pod, groups=(NEWER_SCHEDULER,)))
     for path, text in files.items():
         doc = yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else None
         if isinstance(doc, dict) and doc.get("kind") == "KubeSchedulerConfiguration":
             doc.setdefault("clientConnection", {})["kubeconfig"] = kubeconfig
             files[path] = yaml.safe_dump(doc)
-    # the image's entry point is kube-scheduler; its HTTPS endpoint would clash with the
-    # control plane's scheduler on loopback (0 = no endpoint)
+    # The image's entry point is kube-scheduler at the chart's version (the jupyterhub chart 4.2.0
+    # ships v1.30); this is the control plane's (v1.34). Its HTTPS endpoint would clash with the
+    # control plane's scheduler on loopback (0 = none). 1.34 also watches objects that 1.30 did
+    # not (DRA's resource.k8s.io objects, VolumeAttachments), which the chart's RBAC, written for
+    # 1.30, does not let it read; without them it waits for its caches forever and schedules
+    # nothing. Its identity gets those reads, and only those, through the group NEWER_SCHEDULER
+    # (bound by tools/localcluster.py), on top of the chart's own RBAC.
     argv = [str(r.bin / "kube-scheduler"), *args, "--secure-port=0"]
     return Spec(f"{ns}/{name}", argv, files)
 

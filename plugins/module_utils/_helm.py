@@ -505,6 +505,16 @@ def _split_manifest(text: str, default_namespace: str) -> dict[str, dict[str, An
     return objects
 
 
+TEST_HOOKS = frozenset({"test", "test-success", "test-failure"})
+
+
+def is_test_hook(obj: dict[str, Any]) -> bool:
+    """True for an object that only `helm test` creates (its helm.sh/hook names test events only)."""
+    events = str(((obj.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", ""))
+    names = {e.strip() for e in events.split(",") if e.strip()}
+    return bool(names) and names <= TEST_HOOKS
+
+
 def hook_objects(release: dict[str, Any], default_namespace: str) -> dict[str, dict[str, Any]]:
     hooks: dict[str, dict[str, Any]] = {}
     for hook in release.get("hooks") or []:
@@ -699,7 +709,9 @@ def server_validate(client: Any, namespace: str, release: dict[str, Any]) -> str
 
     resources = Resources(client)
     checks = [(obj, False) for obj in split_manifest(release.get("manifest", ""), namespace).values()]
-    checks += [(obj, True) for obj in hook_objects(release, namespace).values()]
+    # Test hooks are created only by `helm test`, never by an install or upgrade (a chart's test
+    # Pod may use a ServiceAccount that only the release creates, which a dry run cannot see).
+    checks += [(obj, True) for obj in hook_objects(release, namespace).values() if not is_test_hook(obj)]
 
     def check(item: tuple[dict[str, Any], bool]) -> str | None:
         obj, hook = item

@@ -354,3 +354,15 @@ def test_the_upstream_path_needs_no_helm_repo_add_and_keeps_the_pins(mirror, tmp
     (refused,) = run_tasks(tmp_path, [dict(task)], env=no_repos)
     assert refused.get("failed"), refused
     assert "the upstream repositories resolved other dependency versions than" in refused["msg"]
+
+
+def test_the_index_is_always_served_whole_never_not_modified(mirror):
+    """One loopback URL serves different directories over time (fixtures, then the real charts):
+    a client's If-Modified-Since from a newer index must not get a stale one confirmed."""
+    url = mirror("start").stdout.strip()
+    req = urllib.request.Request(
+        f"{url}/index.yaml", headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT", "If-None-Match": '"x"'}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+        assert yaml.safe_load(resp.read())["entries"]["cert-manager"]
