@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils import _values_schema
+
 try:
     import yaml
 
@@ -260,7 +262,14 @@ class Helm:
             args.append("--skip-crds")
         if take_ownership:  # a first install's render checks that no object exists outside the release
             args.append("--take-ownership")
-        res = self.run(args, stdin=stdin_values(inline))
+        try:
+            res = self.run(args, stdin=stdin_values(inline))
+        except HelmError as exc:
+            # values that break a chart's values.schema.json: named by their key path
+            explained = _values_schema.explain(exc.stderr or "", _values_schema.subchart_prefixes(chart))
+            if explained is None:
+                raise
+            raise HelmError(explained, exc.command, exc.rc, exc.stdout, exc.stderr) from exc
         plain, hooks = [], []
         for doc in re.split(r"^---\s*$", res.stdout, flags=re.MULTILINE):
             if doc.strip():
