@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
-from ansible_collections.mybinder.deploy.plugins.action.rollout_status import describe as describe_rollout
 from ansible_collections.mybinder.deploy.plugins.module_utils import _helm as h
 from ansible_collections.mybinder.deploy.plugins.module_utils import _rollout as r
 from ansible_collections.mybinder.deploy.plugins.modules import chart_build as cb
 from ansible_collections.mybinder.deploy.plugins.modules import values_layers as vl
 from ansible_collections.mybinder.deploy.plugins.modules import verify_namespace as vn
 from ansible_collections.mybinder.deploy.plugins.modules.verify_namespace import host_matches
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import describe_rollout
 
 # ------------------------------------------------------------------------------------------------
 # rollout judgement
