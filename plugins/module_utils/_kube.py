@@ -24,6 +24,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KubeApiError,
     LibraryTransport,
@@ -79,7 +80,7 @@ def read_kubeconfig(path: str) -> dict[str, Any]:
         raise KubeError(f"kubeconfig {path} does not exist") from exc
     except OSError as exc:
         raise KubeError(f"kubeconfig {path} cannot be read: {exc.strerror}") from exc
-    if raw.startswith(b"\x00GITCRYPT\x00"):
+    if raw.startswith(GITCRYPT_HEADER):
         raise KubeError(
             f"kubeconfig {path} is still encrypted by git-crypt: unlock the secrets first (the secrets stage)"
         )

@@ -111,6 +111,7 @@ import os
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
 
 try:
     import yaml
@@ -118,8 +119,6 @@ try:
     HAS_YAML = True
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
-
-GITCRYPT_MAGIC = b"\x00GITCRYPT\x00"
 
 
 class LayerError(Exception):
@@ -176,7 +175,7 @@ def load(path: str) -> dict[str, Any]:
         raise LayerError(f"values file {path} does not exist") from exc
     except OSError as exc:
         raise LayerError(f"values file {path} cannot be read: {exc.strerror}") from exc
-    if raw.startswith(GITCRYPT_MAGIC):
+    if raw.startswith(GITCRYPT_HEADER):
         raise Encrypted(
             f"values file {path} is still encrypted by git-crypt: "
             "unlock the secrets first (the secrets stage, mybinder.deploy.secrets)"
