@@ -142,7 +142,7 @@ def _placed(resources: Resources, obj: dict[str, Any], namespace: str) -> tuple[
 
 def dry_run_apply(client: KubeClient, resources: Resources, obj: dict[str, Any], namespace: str) -> str | None:
     """None when the server accepts obj as a server-side apply, or else as a replacement of the
-    live object; the server's message otherwise (see _helm.server_validate)."""
+    live object; the server's message otherwise (see _helm_validate.server_validate)."""
     body, base = _placed(resources, obj, namespace)
     path = f"{base}/{body['metadata'].get('name', '')}"
     query = {"fieldManager": "mybinder-deploy-validate", "force": "true", "dryRun": "All"}

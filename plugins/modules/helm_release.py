@@ -362,31 +362,35 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import
     pulled_chart,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
-    DIGEST_MARK,
     HAS_YAML,
-    INPUTS_MARK,
     PENDING_STATES,
     YAML_IMPORT_ERROR,
-    Comparison,
     Helm,
     HelmError,
     UpgradeOptions,
-    capabilities_digest,
+    last_good_revision,
+    valid_duration,
+)
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import (
+    Comparison,
     chart_id,
     compare,
-    inputs_digest,
-    last_good_revision,
-    recorded_digest,
-    recorded_inputs,
     release_objects,
-    server_validate,
-    user_values,
-    valid_duration,
-    value_paths,
-    values_digest,
     workloads,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import records_for
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_validate import server_validate
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_values import (
+    DIGEST_MARK,
+    INPUTS_MARK,
+    capabilities_digest,
+    inputs_digest,
+    recorded_digest,
+    recorded_inputs,
+    user_values,
+    value_paths,
+    values_digest,
+)
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KubeApiError,
     KubeClient,

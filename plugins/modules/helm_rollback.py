@@ -105,10 +105,9 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
     YAML_IMPORT_ERROR,
     Helm,
     HelmError,
-    release_objects,
     valid_duration,
-    workloads,
 )
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import release_objects, workloads
 
 
 def run(module: AnsibleModule) -> dict:

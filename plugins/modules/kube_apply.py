@@ -126,7 +126,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import open_url
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import redact_pair, to_yaml
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import redact_pair, to_yaml
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KUBE_CONNECTION_ARG_SPEC,
     KubeApiError,
