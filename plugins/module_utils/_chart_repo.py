@@ -27,6 +27,7 @@ import urllib.parse
 from typing import Any
 
 from ansible.module_utils.urls import Request, make_context
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 
 try:
     import yaml
@@ -62,7 +63,7 @@ STAND_IN_FOR = "mybinder.org/stand-in-for"
 DEFAULT_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "mybinder.deploy", "charts")
 
 
-class ChartRepoError(Exception):
+class ChartRepoError(ModuleError):
     pass
 
 

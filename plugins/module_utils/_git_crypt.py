@@ -84,6 +84,11 @@ class GitCryptError(Exception):
         self.msg = msg
         self.details = details
 
+    def result(self) -> dict[str, object]:
+        """The keyword arguments of fail_json (as _errors.ModuleError.result, whose root this class
+        cannot share: tools/check-plaintext-secrets.py imports this file on its own)."""
+        return {"msg": self.msg, **self.details}
+
 
 class GitCryptCommandError(GitCryptError):
     """A git or git-crypt command failed. ``command`` is the exact argv (which never holds a key)."""

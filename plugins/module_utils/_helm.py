@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import HOOK
 
 try:
@@ -52,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - PyYAML ships with ansible-core
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
 
 
-class HelmError(Exception):
+class HelmError(ModuleError):
     """A helm command failed: carries the exact command, rc, stdout and stderr."""
 
     def __init__(

@@ -17,6 +17,7 @@ import json
 import time
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
 
 # Fields the API server writes on every change, or that say nothing about the desired state.
@@ -26,7 +27,7 @@ METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s
 METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
-class KubeObjectError(Exception):
+class KubeObjectError(ModuleError):
     pass
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube import Kube
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -158,7 +158,7 @@ def describe_event(ev: dict[str, Any]) -> str:
 class Watcher:
     """Reads the workloads of a rollout and judges them."""
 
-    kube: Kube
+    kube: KubeClient
     objects: list[dict[str, str]]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 

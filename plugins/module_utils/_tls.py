@@ -22,6 +22,7 @@ import ssl
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
 
 CRYPTOGRAPHY_IMPORT_ERROR: str | None
@@ -39,7 +40,7 @@ SECONDS_PER_DAY = 86400
 DEFAULT_MIN_DAYS = 21
 
 
-class TLSCheckError(Exception):
+class TLSCheckError(ModuleError):
     """A failure that prevents describing the certificate at all (no connection, no handshake,
     unreadable file). ``unreachable`` is true when nothing answered on the address."""
 

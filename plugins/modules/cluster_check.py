@@ -102,7 +102,7 @@ client_certificate:
 """
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KubeError,

@@ -151,7 +151,7 @@ elapsed:
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KubeError,

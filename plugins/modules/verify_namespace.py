@@ -200,14 +200,14 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_records import list_releases
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
-    Kube,
+    KubeApiError,
+    KubeClient,
     KubeError,
     connect,
 )
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import pauses, pod_problem, selector_string
 
 
@@ -220,7 +220,7 @@ def host_matches(pattern: str, host: str) -> bool:
     return False
 
 
-def placement(kube: Kube, ns: str, pools: dict[str, Any], problems: list[str]) -> dict[str, int]:
+def placement(kube: KubeClient, ns: str, pools: dict[str, Any], problems: list[str]) -> dict[str, int]:
     """Core components on core nodes, and nothing else there (DaemonSet pods excepted). All pods of
     the namespace count here, user servers and builds included."""
     pods = kube.items(f"/api/v1/namespaces/{ns}/pods")
@@ -253,7 +253,7 @@ def placement(kube: Kube, ns: str, pools: dict[str, Any], problems: list[str]) -
     return counts
 
 
-def check(kube: Kube, p: dict[str, Any]) -> dict[str, Any]:
+def check(kube: KubeClient, p: dict[str, Any]) -> dict[str, Any]:
     ns = p["namespace"]
     problems: list[str] = []
     pods = kube.items(f"/api/v1/namespaces/{ns}/pods", labelSelector=p["pod_selector"] or None)
@@ -346,11 +346,11 @@ def check(kube: Kube, p: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def releases(kube: Kube, p: dict[str, Any]) -> list[dict[str, Any]]:
+def releases(kube: KubeClient, p: dict[str, Any]) -> list[dict[str, Any]]:
     """Every Helm release of the cluster (module_utils/_helm_records.list_releases)."""
     helm = Helm(p["helm_binary"], p["kubeconfig"], p["context"])
     try:
-        return list_releases(helm, KubeClient(kube.transport, kube.timeout))
+        return list_releases(helm, kube.plain())
     except (KubeApiError, HelmError) as exc:
         raise KubeError(f"listing the cluster's Helm releases failed: {exc}") from exc
 

@@ -75,7 +75,7 @@ load_template_plugins_before_fork()
 
 
 # What this collection's modules import on their first request, besides what importing them
-# imports (module_utils/_kube_client.py imports urllib3 when it builds a client, _kube.py
+# imports (module_utils/_kube_client.py imports urllib3 when it builds a client, client_certificate()
 # cryptography when it reads a client certificate: a module that does neither does not pay).
 MODULE_RUNTIME_IMPORTS = ("urllib3", "cryptography.x509")
 
