@@ -9,23 +9,7 @@ _helm_values.py, manifests, their comparison and redaction in _helm_manifests.py
 server's dry run of a render in _helm_validate.py, the deployed release read from helm's storage
 objects in _helm_records.py.
 
-Why not only kubernetes.core.helm: it decides "changed" from the chart version and the values
-(or needs the helm-diff plugin, which an offline machine does not have), so an edited template
-without a version bump is reported "ok" and never deployed; it treats a release stuck in
-pending-install/pending-upgrade as absent and runs into "another operation is in progress"; it
-cannot show per-object manifest changes in check/diff mode without helm-diff; and it copies the
-kubeconfig to a temporary file outside the repository.
-
-How a change is found: the chart is rendered as the upgrade would render it (`helm template
---dry-run=server --validate --is-upgrade`: live lookups, the cluster's capabilities) and every
-object (hooks included) is compared with the deployed release; the chart name, version and
-appVersion too; the values through a digest of the values files recorded in the revision
-description (and, when it differs, the merged values). The deployed release is read from helm's
-storage objects through the API (_helm_records.py), or with `helm history` and `helm get` for
-storage drivers that reader does not know. `helm upgrade --dry-run` would give the same answer but
-costs seconds more: it builds and schema-checks every object against the API server, which a
-no-op deploy does not need (the API server's own dry run checks the objects when an upgrade is
-due, see server_validate).
+Why this collection drives helm itself, and how a change is found: see _helm_release.py.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any
 
 from ansible import constants as C
 from ansible.utils.display import Display
-from ansible_collections.mybinder.deploy.plugins.modules.helm_release import ADOPT_HINT
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import ADOPT_HINT
 
 display = Display()
 
