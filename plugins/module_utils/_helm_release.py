@@ -91,16 +91,7 @@ def deploy_release(
     """One run of helm_release with its module parameters ``p``: the result, or a ModuleError
     (HelmError with what was done). ``warn`` receives warnings, ``bin_path`` finds an executable."""
     name, ns = p["name"], p["namespace"]
-    if not valid_duration(p["timeout"]):
-        raise ModuleError(
-            f"timeout={p['timeout']!r} is not a duration helm understands; write it like 5m, 90s or 1h30m"
-        )
-    helm = Helm(
-        binary=p["binary_path"] or bin_path("helm"),
-        kubeconfig=p["kubeconfig"],
-        context=p["context"],
-        namespace=ns,
-    )
+    helm = release_helm(p, bin_path)
     chart, values, inline = p["chart_ref"], p["values_files"], p["values"]
     if p["chart_repo_url"]:
         try:
@@ -398,3 +389,66 @@ def stand_in_note(p: dict, info: dict) -> str:
         f"{info['name']} {info['version']} from {source} is a STAND-IN ({what}), not the real chart: "
         "its pods run none of the real software."
     )
+
+
+def release_helm(p: dict[str, Any], bin_path: Callable[[str], str]) -> Helm:
+    """The helm CLI for the release the parameters name, after checking their timeout."""
+    if not valid_duration(p["timeout"]):
+        raise ModuleError(
+            f"timeout={p['timeout']!r} is not a duration helm understands; write it like 5m, 90s or 1h30m"
+        )
+    return Helm(
+        binary=p["binary_path"] or bin_path("helm"),
+        kubeconfig=p["kubeconfig"],
+        context=p["context"],
+        namespace=p["namespace"],
+    )
+
+
+# ---- the helm_rollback runner: the role rolls a failed upgrade back with it
+
+
+def rollback_release(p: dict[str, Any], check_mode: bool, bin_path: Callable[[str], str]) -> dict:
+    """One run of helm_rollback with its module parameters ``p``: roll the release back to
+    ``revision`` unless that revision's objects and values already serve; or a ModuleError."""
+    name, ns, target = p["name"], p["namespace"], p["revision"]
+    helm = release_helm(p, bin_path)
+    history = helm.history(name)
+    current = helm.release(name, history=history, values=True)
+    if current is None:
+        raise HelmError(f"release {name} does not exist in namespace {ns}: there is nothing to roll back")
+    wanted = helm.release(name, revision=target, history=history, values=True)
+    if wanted is None:
+        raise HelmError(
+            f"release {name} in namespace {ns} has no revision {target} (see `helm history {name} -n {ns}`)"
+        )
+    same = (
+        current["info"]["status"] == "deployed"
+        and release_objects(current) == release_objects(wanted)
+        and (current.get("config") or {}) == (wanted.get("config") or {})
+    )
+    if same:
+        return {
+            "changed": False,
+            "revision": int(current["version"]),
+            "rolled_back_to": target,
+            "workloads": workloads(wanted),
+        }
+    cmd = [*helm.base(), "rollback", name, str(target), "--cleanup-on-fail", "--timeout", p["timeout"]]
+    if check_mode:
+        return {
+            "changed": True,
+            "revision": int(current["version"]) + 1,
+            "rolled_back_to": target,
+            "command": " ".join(cmd),
+            "workloads": workloads(wanted),
+        }
+    helm.rollback(name, target, timeout=p["timeout"])
+    after = (helm.history(name, max_revisions=1) or [{}])[-1]
+    return {
+        "changed": True,
+        "revision": int(after.get("revision") or 0),
+        "rolled_back_to": target,
+        "command": " ".join(cmd),
+        "workloads": workloads(wanted),
+    }

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient, connect
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -274,3 +275,64 @@ def wait(watcher: Watcher, seconds: float, interval: float = 1.0) -> dict[str, d
         if time.monotonic() + pause > deadline:
             return res
         time.sleep(pause)
+
+
+# ---- the rollout_status runner
+
+
+def rollout_status(p: dict[str, Any]) -> dict[str, Any]:
+    """One run of rollout_status with its module parameters: the result once every workload is
+    ready or the round is over, or a ModuleError naming what failed or did not finish in time."""
+    t0 = time.monotonic()
+    watcher = Watcher(kube=connect(p["kubeconfig"], p["context"]), objects=[])
+    if p["objects"] is not None:
+        objs = []
+        for o in p["objects"]:
+            if o.get("kind") in KINDS:
+                if not o.get("name") or not o.get("namespace"):
+                    raise ModuleError(f"each entry of objects needs kind, namespace and name; got {o!r}")
+                objs.append({"kind": o["kind"], "namespace": o["namespace"], "name": o["name"]})
+        watcher.objects = objs
+    else:
+        watcher.objects = [
+            {"kind": kind, "namespace": p["namespace"], "name": item["metadata"]["name"]}
+            for kind in KINDS
+            for item in watcher.list_kind(kind, p["namespace"])
+        ]
+    seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
+    res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
+    ready = sorted(k for k, r in res.items() if r["done"])
+    pending = [
+        {"kind": r["kind"], "namespace": r["namespace"], "name": r["name"], "message": r["message"]}
+        for k, r in sorted(res.items())
+        if not r["done"]
+    ]
+    result = {
+        "changed": False,
+        "done": not pending,
+        "ready": ready,
+        "pending": pending,
+        "elapsed": round(time.monotonic() - t0, 1),
+    }
+    broken = [k for k, r in res.items() if r["failed"]]
+    if pending and (broken or p["fail_on_timeout"]):
+        failed = [watcher.explain(key(x["kind"], x["namespace"], x["name"]), p["events"]) for x in pending]
+        result["failed"] = failed
+        why = "failed" if broken else f"did not finish within {p['timeout']} s"
+        raise ModuleError(
+            f"rollout of {len(pending)} of {len(res)} workloads {why}:\n" + format_failures(failed), **result
+        )
+    return result
+
+
+def format_failures(failed: list[dict]) -> str:
+    lines = []
+    for f in failed:
+        lines.append(f"- {f['kind']} {f['namespace']}/{f['name']}: {f['message']}")
+        lines.extend(f"    {p}" for p in f["pods"][:5])
+        if len(f["pods"]) > 5:
+            lines.append(f"    ... and {len(f['pods']) - 5} more pods not ready")
+        if f["events"]:
+            lines.append("    recent events:")
+            lines.extend(f"      {e}" for e in f["events"])
+    return "\n".join(lines)

@@ -353,7 +353,6 @@ command:
   type: str
 """
 
-from collections.abc import Callable
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
@@ -395,17 +394,18 @@ def main() -> None:
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
     try:
-        result = deploy_release(module.params, module.check_mode, module._diff, module.warn, bin_path(module))
+        result = deploy_release(
+            module.params,
+            module.check_mode,
+            module._diff,
+            module.warn,
+            lambda name: module.get_bin_path(name, required=True),
+        )
     except ModuleError as exc:
         module.fail_json(**exc.result())
     if result.get("chart_info", {}).get("stand_in"):
         result["msg"] = stand_in_note(module.params, result["chart_info"])
     module.exit_json(**result)
-
-
-def bin_path(module: AnsibleModule) -> Callable[[str], str]:
-    """Finds a required executable as Ansible does (the module fails when it is missing)."""
-    return lambda name: module.get_bin_path(name, required=True)
 
 
 if __name__ == "__main__":

@@ -100,68 +100,9 @@ workloads:
 """
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
-    HAS_YAML,
-    YAML_IMPORT_ERROR,
-    Helm,
-    HelmError,
-    valid_duration,
-)
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import release_objects, workloads
-
-
-def run(module: AnsibleModule) -> dict:
-    p = module.params
-    name, ns, target = p["name"], p["namespace"], p["revision"]
-    if not valid_duration(p["timeout"]):
-        module.fail_json(
-            msg=f"timeout={p['timeout']!r} is not a duration helm understands; write it like 5m, 90s or 1h30m"
-        )
-    helm = Helm(
-        binary=p["binary_path"] or module.get_bin_path("helm", required=True),
-        kubeconfig=p["kubeconfig"],
-        context=p["context"],
-        namespace=ns,
-    )
-    history = helm.history(name)
-    current = helm.release(name, history=history, values=True)
-    if current is None:
-        raise HelmError(f"release {name} does not exist in namespace {ns}: there is nothing to roll back")
-    wanted = helm.release(name, revision=target, history=history, values=True)
-    if wanted is None:
-        raise HelmError(
-            f"release {name} in namespace {ns} has no revision {target} (see `helm history {name} -n {ns}`)"
-        )
-    same = (
-        current["info"]["status"] == "deployed"
-        and release_objects(current) == release_objects(wanted)
-        and (current.get("config") or {}) == (wanted.get("config") or {})
-    )
-    if same:
-        return {
-            "changed": False,
-            "revision": int(current["version"]),
-            "rolled_back_to": target,
-            "workloads": workloads(wanted),
-        }
-    cmd = [*helm.base(), "rollback", name, str(target), "--cleanup-on-fail", "--timeout", p["timeout"]]
-    if module.check_mode:
-        return {
-            "changed": True,
-            "revision": int(current["version"]) + 1,
-            "rolled_back_to": target,
-            "command": " ".join(cmd),
-            "workloads": workloads(wanted),
-        }
-    helm.rollback(name, target, timeout=p["timeout"])
-    after = (helm.history(name, max_revisions=1) or [{}])[-1]
-    return {
-        "changed": True,
-        "revision": int(after.get("revision") or 0),
-        "rolled_back_to": target,
-        "command": " ".join(cmd),
-        "workloads": workloads(wanted),
-    }
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import rollback_release
 
 
 def main() -> None:
@@ -184,8 +125,10 @@ def main() -> None:
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
     try:
-        module.exit_json(**run(module))
-    except HelmError as exc:
+        module.exit_json(
+            **rollback_release(module.params, module.check_mode, lambda name: module.get_bin_path(name, required=True))
+        )
+    except ModuleError as exc:
         module.fail_json(**exc.result())
 
 

@@ -125,52 +125,9 @@ results:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import open_url
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import redact_pair, to_yaml
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KUBE_CONNECTION_ARG_SPEC,
-    KubeApiError,
-    KubeConnectionError,
-    build_client,
-)
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import (
-    KubeObjectError,
-    Resources,
-    apply,
-    normalized,
-    wait_established,
-)
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    # libyaml's parser when PyYAML has it: cert-manager's CRD file is over a megabyte, which the
-    # pure-Python parser takes seconds to read.
-    LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
-
-
-def objects_of(module: AnsibleModule) -> list[dict[str, Any]]:
-    p = module.params
-    if p["src"]:
-        try:
-            if p["src"].startswith(("http://", "https://")):
-                with open_url(p["src"], timeout=60) as resp:
-                    docs = list(yaml.load_all(resp.read(), Loader=LOADER))
-            else:
-                with open(p["src"], encoding="utf-8") as fh:
-                    docs = list(yaml.load_all(fh, Loader=LOADER))
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise KubeObjectError(f"cannot read the objects of {p['src']}: {exc}") from exc
-    else:
-        docs = p["definition"] if isinstance(p["definition"], list) else [p["definition"]]
-    objects = [d for d in docs if d]
-    for obj in objects:
-        if not isinstance(obj, dict):
-            raise KubeObjectError(f"every object must be a mapping, got {type(obj).__name__}")
-    return objects
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_apply import HAS_YAML, apply_objects
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
 
 
 def main() -> None:
@@ -193,52 +150,9 @@ def main() -> None:
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"))
     try:
-        objects = objects_of(module)
-        client = build_client(p, user_agent="mybinder.deploy/kube_apply")
-        resources = Resources(client)
-        results, diffs = [], []
-        for obj in objects:
-            out = apply(
-                client, resources, obj, p["field_manager"], p["force_conflicts"], module.check_mode, p["namespace"]
-            )
-            meta = out["after"].get("metadata") or {}
-            results.append(
-                {
-                    "kind": out["after"].get("kind", obj.get("kind")),
-                    "name": meta.get("name", ""),
-                    "namespace": meta.get("namespace", ""),
-                    "changed": out["changed"],
-                    "created": out["created"],
-                }
-            )
-            if module._diff and out["changed"]:
-                before, after = redact_pair(normalized(out["before"]), normalized(out["after"]))
-                diffs.append(
-                    {
-                        "before_header": out["key"],
-                        "after_header": out["key"],
-                        "before": to_yaml(before),
-                        "after": to_yaml(after),
-                    }
-                )
-        if p["wait_established"] > 0 and not module.check_mode:
-            crds = [r["name"] for r in results if r["changed"] and r["kind"] == "CustomResourceDefinition"]
-            pending = wait_established(client, resources, crds, p["wait_established"])
-            if pending:
-                module.fail_json(
-                    msg=f"CustomResourceDefinitions not Established after {p['wait_established']} s: "
-                    + ", ".join(pending),
-                    results=results,
-                    changed=True,
-                )
-    except (KubeObjectError, KubeConnectionError) as exc:
-        module.fail_json(msg=str(exc))
-    except KubeApiError as exc:
-        module.fail_json(msg=f"the API server refused: {exc}", status=exc.status)
-    result: dict[str, Any] = {"changed": any(r["changed"] for r in results), "results": results}
-    if module._diff:
-        result["diff"] = diffs
-    module.exit_json(**result)
+        module.exit_json(**apply_objects(p, module.check_mode, module._diff))
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
 
 
 if __name__ == "__main__":

@@ -343,9 +343,9 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils import _drain as d
-from ansible_collections.mybinder.deploy.plugins.module_utils._drain_runner import drain_nodes
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._node_drain import drain_nodes
 
 
 def argument_spec() -> dict[str, Any]:

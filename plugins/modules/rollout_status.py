@@ -148,72 +148,13 @@ elapsed:
   type: float
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
-    KubeError,
-    connect,
 )
-from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import KINDS, Watcher, key, wait
-
-
-def run(module: AnsibleModule) -> dict:
-    p = module.params
-    t0 = time.monotonic()
-    watcher = Watcher(kube=connect(p["kubeconfig"], p["context"]), objects=[])
-    if p["objects"] is not None:
-        objs = []
-        for o in p["objects"]:
-            if o.get("kind") in KINDS:
-                if not o.get("name") or not o.get("namespace"):
-                    module.fail_json(msg=f"each entry of objects needs kind, namespace and name; got {o!r}")
-                objs.append({"kind": o["kind"], "namespace": o["namespace"], "name": o["name"]})
-        watcher.objects = objs
-    else:
-        watcher.objects = [
-            {"kind": kind, "namespace": p["namespace"], "name": item["metadata"]["name"]}
-            for kind in KINDS
-            for item in watcher.list_kind(kind, p["namespace"])
-        ]
-    seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
-    res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
-    ready = sorted(k for k, r in res.items() if r["done"])
-    pending = [
-        {"kind": r["kind"], "namespace": r["namespace"], "name": r["name"], "message": r["message"]}
-        for k, r in sorted(res.items())
-        if not r["done"]
-    ]
-    result = {
-        "changed": False,
-        "done": not pending,
-        "ready": ready,
-        "pending": pending,
-        "elapsed": round(time.monotonic() - t0, 1),
-    }
-    broken = [k for k, r in res.items() if r["failed"]]
-    if pending and (broken or p["fail_on_timeout"]):
-        failed = [watcher.explain(key(x["kind"], x["namespace"], x["name"]), p["events"]) for x in pending]
-        result["failed"] = failed
-        why = "failed" if broken else f"did not finish within {p['timeout']} s"
-        result["msg"] = f"rollout of {len(pending)} of {len(res)} workloads {why}:\n" + format_failures(failed)
-        result["failed_rollout"] = True
-    return result
-
-
-def format_failures(failed: list[dict]) -> str:
-    lines = []
-    for f in failed:
-        lines.append(f"- {f['kind']} {f['namespace']}/{f['name']}: {f['message']}")
-        lines.extend(f"    {p}" for p in f["pods"][:5])
-        if len(f["pods"]) > 5:
-            lines.append(f"    ... and {len(f['pods']) - 5} more pods not ready")
-        if f["events"]:
-            lines.append("    recent events:")
-            lines.extend(f"      {e}" for e in f["events"])
-    return "\n".join(lines)
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import rollout_status
 
 
 def main() -> None:
@@ -246,12 +187,9 @@ def main() -> None:
             exception=KUBERNETES_IMPORT_ERROR,
         )
     try:
-        result = run(module)
-    except KubeError as exc:
-        module.fail_json(msg=str(exc))
-    if result.pop("failed_rollout", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+        module.exit_json(**rollout_status(module.params))
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
 
 
 if __name__ == "__main__":

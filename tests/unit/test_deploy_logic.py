@@ -14,10 +14,10 @@ from ansible_collections.mybinder.deploy.plugins.module_utils import _helm as h
 from ansible_collections.mybinder.deploy.plugins.module_utils import _helm_manifests as hm
 from ansible_collections.mybinder.deploy.plugins.module_utils import _helm_values as hv
 from ansible_collections.mybinder.deploy.plugins.module_utils import _rollout as r
+from ansible_collections.mybinder.deploy.plugins.module_utils import _verify_namespace as vn
+from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import host_matches
 from ansible_collections.mybinder.deploy.plugins.modules import chart_build as cb
 from ansible_collections.mybinder.deploy.plugins.modules import values_layers as vl
-from ansible_collections.mybinder.deploy.plugins.modules import verify_namespace as vn
-from ansible_collections.mybinder.deploy.plugins.modules.verify_namespace import host_matches
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import describe_rollout
 
 # ------------------------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ def test_the_health_check_keeps_pauses_that_grow_from_the_first(monkeypatch):
     monkeypatch.setattr(vn, "check", lambda kube, p: next(checks))
     monkeypatch.setattr(vn.time, "sleep", slept.append)
     params = {"kubeconfig": None, "context": None, "wait_seconds": None, "timeout": 60, "interval": 2.0}
-    res = vn.run(type("M", (), {"params": {**params, "list_releases": False, "fail_on_timeout": True}})())
+    res = vn.verify_namespace({**params, "list_releases": False, "fail_on_timeout": True})
     assert not res["problems"]
     assert [round(s, 3) for s in slept] == [0.1, 0.15, 0.225]
 
