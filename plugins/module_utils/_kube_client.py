@@ -111,6 +111,15 @@ KUBE_CONNECTION_ARG_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
+# The kubeconfig file and context alone, for the modules that read the file themselves (connect) or
+# hand it to helm: the names, aliases and environment variables of kubernetes.core.helm
+# (documented in the mybinder.deploy.kubeconfig doc fragment).
+KUBECONFIG_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "kubeconfig": {"type": "path", "aliases": ["kubeconfig_path"], "fallback": _env("K8S_AUTH_KUBECONFIG")},
+    "context": {"type": "str", "aliases": ["kube_context"], "fallback": _env("K8S_AUTH_CONTEXT")},
+}
+
+
 class KubeError(ModuleError):
     """A Kubernetes access failure with a message meant for the operator. ``status`` is the HTTP
     status when the API server answered."""

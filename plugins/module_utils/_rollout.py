@@ -21,6 +21,14 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client impor
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
+# The options of a module that its action plugin runs in rounds (plugin_utils/_rounds.py),
+# documented in the mybinder.deploy.attributes.rounds doc fragment.
+ROUNDS_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "progress_interval": {"type": "int", "default": 10},
+    "wait_seconds": {"type": "float"},
+    "fail_on_timeout": {"type": "bool", "default": True},
+}
+
 
 @dataclass
 class State:

@@ -26,26 +26,12 @@ requirements:
   - cryptography (to read client certificate dates)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mybinder.deploy.attributes.read_only
+  - mybinder.deploy.kubeconfig
 attributes:
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
   platform:
     platforms: posix
-  idempotent:
-    description: Only reads.
-    support: full
 options:
-  kubeconfig:
-    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
   timeout:
     description: Seconds to wait for the API server to answer.
     type: int
@@ -101,9 +87,10 @@ client_certificate:
   sample: {source: /path/admin.crt, not_after: "2026-01-01T00:00:00+00:00", days_left: 200, expired: false}
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
+    KUBECONFIG_ARG_SPEC,
     KUBERNETES_IMPORT_ERROR,
     KubeError,
     client_certificate,
@@ -162,12 +149,7 @@ def run(module: AnsibleModule) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
             "timeout": {"type": "int", "default": 10},
             "min_certificate_days": {"type": "int", "default": 14},
         },

@@ -45,6 +45,7 @@ requirements:
     reads the release's objects and dry-runs them through the API)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mybinder.deploy.kubeconfig
 attributes:
   check_mode:
     support: full
@@ -169,15 +170,6 @@ options:
   binary_path:
     description: The helm binary; found on E(PATH) when not set.
     type: path
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else helm's default (E(KUBECONFIG), C(~/.kube/config)).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
 notes:
   - Templates that render something new on every run (random passwords without C(lookup), timestamps,
     C(.Release.Revision)) make every run a change; keep such values stable.
@@ -354,10 +346,11 @@ command:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import HAS_YAML, YAML_IMPORT_ERROR
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import deploy_release, stand_in_note
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
 
 
 def main() -> None:
@@ -381,12 +374,7 @@ def main() -> None:
             "validate": {"type": "bool", "default": True},
             "always_render": {"type": "bool", "default": False},
             "binary_path": {"type": "path"},
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
         },
         supports_check_mode=True,
         required_together=[("chart_repo_url", "chart_version")],

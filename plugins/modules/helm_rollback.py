@@ -20,6 +20,7 @@ requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mybinder.deploy.kubeconfig
 attributes:
   check_mode:
     support: full
@@ -53,15 +54,6 @@ options:
   binary_path:
     description: The helm binary; found on E(PATH) when not set.
     type: path
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else helm's default (E(KUBECONFIG), C(~/.kube/config)).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
 seealso:
   - module: mybinder.deploy.helm_release
 """
@@ -99,10 +91,11 @@ workloads:
   sample: [{kind: Deployment, namespace: prod, name: hub}]
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import HAS_YAML, YAML_IMPORT_ERROR
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import rollback_release
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
 
 
 def main() -> None:
@@ -113,12 +106,7 @@ def main() -> None:
             "revision": {"type": "int", "required": True},
             "timeout": {"type": "str", "default": "5m"},
             "binary_path": {"type": "path"},
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
         },
         supports_check_mode=True,
     )

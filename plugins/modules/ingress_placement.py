@@ -26,17 +26,10 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mybinder.deploy.kube_connection
+  - mybinder.deploy.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
   platform:
     platforms: posix
-  idempotent:
-    description: Only reads.
-    support: full
 options:
   namespace:
     description: Namespace of the controller's pods.

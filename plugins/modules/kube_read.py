@@ -24,17 +24,10 @@ requirements:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mybinder.deploy.kube_connection
+  - mybinder.deploy.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
   platform:
     platforms: posix
-  idempotent:
-    description: Only reads.
-    support: full
 options:
   api_version:
     description: API group and version of the kind, V(v1) for the core group.

@@ -27,13 +27,9 @@ requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mybinder.deploy.attributes.rounds
+  - mybinder.deploy.kubeconfig
 attributes:
-  action:
-    description: >-
-      Indicates this has a corresponding action plugin so some parts of the options can be executed on
-      the controller.
-    support: full
-    details: The action plugin runs the module in rounds and prints progress between them.
   check_mode:
     support: full
     details: Only reads; check mode waits the same way.
@@ -59,20 +55,6 @@ options:
     description: Seconds to wait in all before failing.
     type: int
     default: 300
-  progress_interval:
-    description: Seconds between two progress lines.
-    type: int
-    default: 10
-  wait_seconds:
-    description:
-      - Seconds this module run waits at most; set by the action plugin for each round. Defaults to O(timeout).
-    type: float
-  fail_on_timeout:
-    description:
-      - Whether to fail when O(wait_seconds) passes with workloads left; the action plugin sets V(false) for all
-        rounds but the last.
-    type: bool
-    default: true
   events:
     description: Number of recent events to report for each workload that failed.
     type: int
@@ -84,14 +66,6 @@ options:
         long again as the one before, up to this.
     type: float
     default: 0.5
-  kubeconfig:
-    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
 seealso:
   - module: mybinder.deploy.helm_release
   - name: kubectl rollout status
@@ -148,13 +122,14 @@ elapsed:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
+    KUBECONFIG_ARG_SPEC,
     KUBERNETES_IMPORT_ERROR,
 )
-from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import rollout_status
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC, rollout_status
 
 
 def main() -> None:
@@ -163,17 +138,10 @@ def main() -> None:
             "objects": {"type": "list", "elements": "dict"},
             "namespace": {"type": "str"},
             "timeout": {"type": "int", "default": 300},
-            "progress_interval": {"type": "int", "default": 10},
-            "wait_seconds": {"type": "float"},
-            "fail_on_timeout": {"type": "bool", "default": True},
+            **ROUNDS_ARG_SPEC,
             "events": {"type": "int", "default": 5},
             "interval": {"type": "float", "default": 0.5},
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
         },
         required_one_of=[("objects", "namespace")],
         mutually_exclusive=[("objects", "namespace")],

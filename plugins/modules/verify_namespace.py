@@ -26,23 +26,12 @@ requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mybinder.deploy.attributes.read_only
+  - mybinder.deploy.attributes.rounds
+  - mybinder.deploy.kubeconfig
 attributes:
-  action:
-    description: >-
-      Indicates this has a corresponding action plugin so some parts of the options can be executed on
-      the controller.
-    support: full
-    details: The action plugin runs the module in rounds and prints the open problems between them.
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
   platform:
     platforms: posix
-  idempotent:
-    description: Only reads.
-    support: full
 options:
   namespace:
     description: Namespace to check.
@@ -97,18 +86,6 @@ options:
     description: Seconds to wait for the namespace to become healthy before failing.
     type: int
     default: 120
-  progress_interval:
-    description: Seconds between two progress lines.
-    type: int
-    default: 10
-  wait_seconds:
-    description: Seconds this module run waits at most; set by the action plugin for each round. Defaults to O(timeout).
-    type: float
-  fail_on_timeout:
-    description:
-      - Whether to fail when O(wait_seconds) passes with problems left (the action plugin sets it for its last round).
-    type: bool
-    default: true
   interval:
     description:
       - Longest pause between two checks. The first pause is 0.1 s and each next one half as long again, up to
@@ -127,14 +104,6 @@ options:
     description: The helm CLI, for O(list_releases) when E(HELM_DRIVER) names a driver other than Secrets or ConfigMaps.
     type: str
     default: helm
-  kubeconfig:
-    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
 seealso:
   - module: mybinder.deploy.rollout_status
 """
@@ -194,12 +163,14 @@ elapsed:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
+    KUBECONFIG_ARG_SPEC,
     KUBERNETES_IMPORT_ERROR,
 )
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import verify_namespace
 
 
@@ -221,18 +192,11 @@ def main() -> None:
                 },
             },
             "timeout": {"type": "int", "default": 120},
-            "progress_interval": {"type": "int", "default": 10},
-            "wait_seconds": {"type": "float"},
-            "fail_on_timeout": {"type": "bool", "default": True},
+            **ROUNDS_ARG_SPEC,
             "interval": {"type": "float", "default": 2.0},
             "list_releases": {"type": "bool", "default": False},
             "helm_binary": {"type": "str", "default": "helm"},
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
         },
         supports_check_mode=True,
     )
