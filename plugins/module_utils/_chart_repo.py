@@ -28,14 +28,7 @@ from typing import Any
 
 from ansible.module_utils.urls import Request, make_context
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
-
-try:
-    import yaml
-
-    _Loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    yaml = None  # type: ignore[assignment]
-    _Loader = None
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import SAFE_LOADER, yaml
 
 _TLS_CONTEXT: ssl.SSLContext | None = None
 
@@ -113,7 +106,7 @@ def index_entry(repo: str, name: str, version: str, cache_dir: str, timeout: flo
         body = resp.read()
         etag, modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
     try:
-        index = yaml.load(body, Loader=_Loader) or {}
+        index = yaml.load(body, Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise ChartRepoError(f"{url} is not a Helm repository index: {exc}") from exc
     entries = (index.get("entries") or {}).get(name) or []

@@ -1,6 +1,6 @@
 # Copyright (c) mybinder.deploy developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The root of this collection's exceptions (collection-private, standard library only).
+"""The root of this collection's exceptions (collection-private).
 
 Every failure a module reports is a ``ModuleError``: the code that finds the problem raises it
 with a message meant for the operator and the facts that go with it, and the module's ``main()``
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible.module_utils.basic import missing_required_lib
+
 
 class ModuleError(Exception):
     """A failure a module reports. ``msg`` is for the operator (never key material or secret
@@ -29,3 +31,11 @@ class ModuleError(Exception):
     def result(self) -> dict[str, Any]:
         """The keyword arguments of fail_json."""
         return {"msg": self.msg, **self.details}
+
+
+def require(present: bool, library: str, error: str | None, **hint: Any) -> None:
+    """Raise the ModuleError of a missing Python library: missing_required_lib's message (``hint``:
+    its ``reason`` and ``url``) and the import error."""
+    if not present:
+        details = {} if error is None else {"exception": error}
+        raise ModuleError(missing_required_lib(library, **hint), **details)

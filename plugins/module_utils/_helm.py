@@ -23,16 +23,7 @@ from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import HOOK
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = str(exc)
-
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
 
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
 

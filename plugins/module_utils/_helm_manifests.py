@@ -12,15 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core; modules report it (_helm.HAS_YAML)
-    yaml = None
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import SAFE_LOADER, yaml
 
 # The annotation that makes an object a hook (helm.sh/hook-weight etc. come with it).
 HOOK = re.compile(r"""^\s+["']?helm\.sh/hook["']?\s*:""", re.MULTILINE)
-# libyaml's parser when PyYAML has it: manifests are parsed on every run.
-_Loader = (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader) if yaml is not None else None
 REDACTED = "<redacted>"
 
 
@@ -36,7 +31,7 @@ def split_manifest(text: str, default_namespace: str) -> dict[str, dict[str, Any
 @functools.lru_cache(maxsize=8)
 def _split_manifest(text: str, default_namespace: str) -> dict[str, dict[str, Any]]:
     objects: dict[str, dict[str, Any]] = {}
-    for doc in yaml.load_all(text, Loader=_Loader):
+    for doc in yaml.load_all(text, Loader=SAFE_LOADER):
         if not isinstance(doc, dict) or not doc:
             continue
         items = doc["items"] if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list) else [doc]

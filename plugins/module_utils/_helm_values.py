@@ -14,10 +14,7 @@ import os
 import shutil
 from typing import Any
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core; modules report it (_helm.HAS_YAML)
-    yaml = None
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
 
 DIGEST_MARK = "mybinder.deploy values sha256:"
 

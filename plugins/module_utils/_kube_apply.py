@@ -25,16 +25,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects impo
     normalized,
     wait_established,
 )
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    # libyaml's parser when PyYAML has it: cert-manager's CRD file is over a megabyte, which the
-    # pure-Python parser takes seconds to read.
-    LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import SAFE_LOADER, yaml
 
 
 def objects_of(p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,10 +34,10 @@ def objects_of(p: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             if p["src"].startswith(("http://", "https://")):
                 with open_url(p["src"], timeout=60) as resp:
-                    docs = list(yaml.load_all(resp.read(), Loader=LOADER))
+                    docs = list(yaml.load_all(resp.read(), Loader=SAFE_LOADER))
             else:
                 with open(p["src"], encoding="utf-8") as fh:
-                    docs = list(yaml.load_all(fh, Loader=LOADER))
+                    docs = list(yaml.load_all(fh, Loader=SAFE_LOADER))
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise KubeObjectError(f"cannot read the objects of {p['src']}: {exc}") from exc
     else:

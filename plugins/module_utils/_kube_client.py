@@ -58,16 +58,13 @@ from urllib.parse import urlencode
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
 
 # Whether the library is there at all, without paying for its import (only non-plain
 # kubeconfig contexts need it; connect() imports it then).
 HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
 KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else "No module named 'kubernetes'"
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    yaml = None
+KUBERNETES_URL = "https://pypi.org/project/kubernetes/"
 
 
 def _import_kubernetes() -> Any:

@@ -104,20 +104,15 @@ import subprocess
 import tarfile
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import chart_info, open_url
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR, yaml
 
 STAMP = ".mybinder-deps.json"
 
 
-class BuildError(Exception):
+class BuildError(ModuleError):
     pass
 
 
@@ -303,12 +298,11 @@ def main() -> None:
         },
         supports_check_mode=False,
     )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
     try:
+        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
         module.exit_json(**run(module))
-    except BuildError as exc:
-        module.fail_json(msg=str(exc))
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
 
 
 if __name__ == "__main__":

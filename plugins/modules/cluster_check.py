@@ -87,11 +87,13 @@ client_certificate:
   sample: {source: /path/admin.crt, not_after: "2026-01-01T00:00:00+00:00", days_left: 200, expired: false}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
     KUBECONFIG_ARG_SPEC,
     KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_URL,
     KubeError,
     client_certificate,
     connect,
@@ -155,15 +157,11 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes", url="https://pypi.org/project/kubernetes/"),
-            exception=KUBERNETES_IMPORT_ERROR,
-        )
     try:
+        require(HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, url=KUBERNETES_URL)
         module.exit_json(**run(module))
-    except KubeError as exc:
-        module.fail_json(msg=str(exc))
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
 
 
 if __name__ == "__main__":

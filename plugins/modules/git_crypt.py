@@ -265,8 +265,8 @@ def main() -> None:
     try:
         cli, request = build_request(module)
         result = ensure(cli, request)
-    except GitCryptError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+    except GitCryptError as exc:  # _git_crypt's own root, shaped as _errors.ModuleError (see there)
+        module.fail_json(**exc.result())
     if module._diff:
         result["diff"] = {
             "before": f"state: {result['state_before']}\n",

@@ -346,11 +346,11 @@ command:
 """
 
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import HAS_YAML, YAML_IMPORT_ERROR
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import deploy_release, stand_in_note
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR
 
 
 def main() -> None:
@@ -379,9 +379,8 @@ def main() -> None:
         supports_check_mode=True,
         required_together=[("chart_repo_url", "chart_version")],
     )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
     try:
+        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
         result = deploy_release(
             module.params,
             module.check_mode,

@@ -91,11 +91,11 @@ workloads:
   sample: [{kind: Deployment, namespace: prod, name: hub}]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import HAS_YAML, YAML_IMPORT_ERROR
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import rollback_release
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR
 
 
 def main() -> None:
@@ -110,9 +110,8 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
     try:
+        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
         module.exit_json(
             **rollback_release(module.params, module.check_mode, lambda name: module.get_bin_path(name, required=True))
         )

@@ -162,15 +162,10 @@ import subprocess
 import tempfile
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError, clean_error
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR, yaml
 
 REDACTED = "<redacted>"
 DOC_SPLIT = re.compile(r"^---[ \t]*$", re.MULTILINE)
@@ -318,11 +313,10 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
     try:
+        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
         module.exit_json(**run(module))
-    except HelmError as exc:
+    except ModuleError as exc:
         module.fail_json(**exc.result())
 
 

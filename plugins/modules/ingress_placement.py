@@ -120,13 +120,14 @@ nodes:
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KUBE_CONNECTION_ARG_SPEC,
     KubeApiError,
-    KubeConnectionError,
     build_client,
 )
 
@@ -234,16 +235,22 @@ def main() -> None:
     }
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
+    try:
+        module.exit_json(**check_placement(module.params, module.warn))
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
+
+
+def check_placement(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
+    """Where the controller's pods run and where they may run; a ModuleError when the settings
+    cannot work or (cordon_check: fail) every pod runs on cordoned nodes."""
     selector = ",".join(f"{k}={v}" for k, v in sorted(p["pod_labels"].items()))
     try:
         client = build_client(p, user_agent="mybinder.deploy/ingress_placement")
         nodes = list(client.list_items("/api/v1/nodes"))
         pods = list(client.list_items(f"/api/v1/namespaces/{p['namespace']}/pods", labelSelector=selector))
-    except KubeConnectionError as exc:
-        module.fail_json(msg=str(exc))
     except KubeApiError as exc:
-        module.fail_json(msg=f"reading the nodes and the controller pods failed: {exc}", status=exc.status)
+        raise ModuleError(f"reading the nodes and the controller pods failed: {exc}", status=exc.status) from exc
 
     names = [n["metadata"]["name"] for n in nodes]
     matching = node_view(nodes, p["node_selector"])
@@ -258,16 +265,16 @@ def main() -> None:
     if p["check_settings"]:
         problems = setting_problems(p, names, matching)
         if problems:
-            module.fail_json(msg=" ".join(problems), **result)
+            raise ModuleError(" ".join(problems), **result)
         warning = capacity_warning(p, matching)
         if warning:
-            module.warn(warning)
+            warn(warning)
     if where["all_on_cordoned"] and p["cordon_check"] != "ignore":
         message = all_on_cordoned_message(p, where)
         if p["cordon_check"] == "fail":
-            module.fail_json(msg=message, **result)
-        module.warn(message)
-    module.exit_json(**result)
+            raise ModuleError(message, **result)
+        warn(message)
+    return result
 
 
 if __name__ == "__main__":

@@ -124,10 +124,11 @@ results:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_apply import HAS_YAML, apply_objects
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_apply import apply_objects
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR
 
 
 def main() -> None:
@@ -146,11 +147,9 @@ def main() -> None:
         mutually_exclusive=[("definition", "src")],
         required_one_of=[("definition", "src")],
     )
-    p = module.params
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
     try:
-        module.exit_json(**apply_objects(p, module.check_mode, module._diff))
+        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
+        module.exit_json(**apply_objects(module.params, module.check_mode, module._diff))
     except ModuleError as exc:
         module.fail_json(**exc.result())
 

@@ -92,13 +92,13 @@ api_found:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KUBE_CONNECTION_ARG_SPEC,
     KubeApiError,
-    KubeConnectionError,
     build_client,
 )
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import KubeObjectError, Resources, read
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import Resources, read
 
 
 def main() -> None:
@@ -113,7 +113,14 @@ def main() -> None:
     }
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
+    try:
+        module.exit_json(**read_resources(module.params))
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
+
+
+def read_resources(p: dict[str, Any]) -> dict[str, Any]:
+    """The objects the parameters ask for (none when the API does not serve the kind)."""
     try:
         client = build_client(p, user_agent="mybinder.deploy/kube_read")
         found, items = read(
@@ -127,11 +134,9 @@ def main() -> None:
             field_selector=",".join(p["field_selectors"]) or None,
             metadata_only=p["metadata_only"],
         )
-    except (KubeObjectError, KubeConnectionError) as exc:
-        module.fail_json(msg=str(exc))
     except KubeApiError as exc:
-        module.fail_json(msg=f"reading {p['kind']} failed: {exc}", status=exc.status)
-    module.exit_json(changed=False, api_found=found, resources=items)
+        raise ModuleError(f"reading {p['kind']} failed: {exc}", status=exc.status) from exc
+    return {"changed": False, "api_found": found, "resources": items}
 
 
 if __name__ == "__main__":

@@ -122,12 +122,13 @@ elapsed:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
     KUBECONFIG_ARG_SPEC,
     KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_URL,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC, rollout_status
 
@@ -147,14 +148,8 @@ def main() -> None:
         mutually_exclusive=[("objects", "namespace")],
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib(
-                "kubernetes", reason="to read workloads", url="https://pypi.org/project/kubernetes/"
-            ),
-            exception=KUBERNETES_IMPORT_ERROR,
-        )
     try:
+        require(HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, reason="to read workloads", url=KUBERNETES_URL)
         module.exit_json(**rollout_status(module.params))
     except ModuleError as exc:
         module.fail_json(**exc.result())

@@ -142,7 +142,8 @@ checked:
   sample: {required: 2, compared: 4, marked_for_git_crypt: 9}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
     GitCryptCli,
     GitCryptError,
@@ -150,11 +151,11 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import 
     plaintext_committed,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._secrets import (
-    YAML_IMPORT_ERROR,
     label_for,
     read_secret_files,
     shared_values,
 )
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML
 
 
 def _list(items: list[str], limit: int = 20) -> str:
@@ -242,15 +243,14 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    if module.params["compare_files"] and YAML_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("PyYAML", reason="to compare secret files"))
     try:
+        require(not module.params["compare_files"] or HAS_YAML, "PyYAML", None, reason="to compare secret files")
         result, problems = run_checks(module)
-    except GitCryptError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    if problems:
-        module.fail_json(msg="; ".join(problems), **result)
-    module.exit_json(**result)
+        if problems:
+            raise ModuleError("; ".join(problems), **result)
+        module.exit_json(**result)
+    except (ModuleError, GitCryptError) as exc:  # GitCryptError: the same shape, its own root (see _errors)
+        module.fail_json(**exc.result())
 
 
 if __name__ == "__main__":

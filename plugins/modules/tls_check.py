@@ -252,8 +252,9 @@ problems:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils import _tls
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 
 
 def run(module: AnsibleModule) -> dict:
@@ -337,18 +338,23 @@ def main() -> None:
         required_by={"private_key_path": "certificate_path"},
         supports_check_mode=True,
     )
-    if _tls.CRYPTOGRAPHY_IMPORT_ERROR is not None:
-        module.fail_json(
-            msg=missing_required_lib("cryptography", reason="to read certificates"),
-            exception=_tls.CRYPTOGRAPHY_IMPORT_ERROR,
-        )
+    p = module.params
     try:
-        result = run(module)
-    except _tls.TLSCheckError as exc:
-        module.fail_json(msg=str(exc), host=module.params["host"], reachable=not exc.unreachable, problems=[str(exc)])
-    if result["problems"]:
-        module.fail_json(msg="; ".join(result["problems"]), **result)
-    module.exit_json(**result)
+        require(
+            _tls.CRYPTOGRAPHY_IMPORT_ERROR is None,
+            "cryptography",
+            _tls.CRYPTOGRAPHY_IMPORT_ERROR,
+            reason="to read certificates",
+        )
+        try:
+            result = run(module)
+        except _tls.TLSCheckError as exc:
+            raise ModuleError(str(exc), host=p["host"], reachable=not exc.unreachable, problems=[str(exc)]) from exc
+        if result["problems"]:
+            raise ModuleError("; ".join(result["problems"]), **result)
+        module.exit_json(**result)
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
 
 
 if __name__ == "__main__":

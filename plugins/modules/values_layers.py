@@ -110,18 +110,13 @@ written:
 import os
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR, yaml
 
 
-class LayerError(Exception):
+class LayerError(ModuleError):
     pass
 
 
@@ -252,12 +247,11 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
     try:
+        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
         module.exit_json(**run(module.params["layers"], module.params["allow_encrypted"]))
-    except LayerError as exc:
-        module.fail_json(msg=str(exc))
+    except ModuleError as exc:
+        module.fail_json(**exc.result())
 
 
 if __name__ == "__main__":

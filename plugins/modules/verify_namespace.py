@@ -163,12 +163,13 @@ elapsed:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     HAS_KUBERNETES,
     KUBECONFIG_ARG_SPEC,
     KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_URL,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import verify_namespace
@@ -200,12 +201,8 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes", url="https://pypi.org/project/kubernetes/"),
-            exception=KUBERNETES_IMPORT_ERROR,
-        )
     try:
+        require(HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, url=KUBERNETES_URL)
         module.exit_json(**verify_namespace(module.params))
     except ModuleError as exc:
         module.fail_json(**exc.result())

@@ -1,0 +1,25 @@
+# Copyright (c) mybinder.deploy developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PyYAML, imported in one place (collection-private).
+
+PyYAML ships with ansible-core, so it is there in practice; a module that needs it still reports
+it missing the Ansible way (``_errors.require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+YAML_IMPORT_ERROR: str | None
+try:
+    import yaml
+except ImportError as exc:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml: Any = None
+    YAML_IMPORT_ERROR = str(exc)
+else:
+    YAML_IMPORT_ERROR = None
+
+HAS_YAML = yaml is not None
+# libyaml's parser when PyYAML has it: manifests are parsed on every run, and cert-manager's CRD
+# file is over a megabyte, which the pure-Python parser takes seconds to read.
+SAFE_LOADER: Any = (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader) if HAS_YAML else None
