@@ -80,8 +80,42 @@ def history_entry(release: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class ReleaseReader:
+    """What helm_release reads about a release: through the helm CLI (Helm) or straight from helm's
+    storage objects (_helm_records.ClusterRecords), with the same answers."""
+
+    def history(self, release: str, max_revisions: int = 64) -> list[dict[str, Any]]:
+        """Revisions (oldest first) with their status, chart and app_version; [] when none."""
+        raise NotImplementedError
+
+    def release(
+        self,
+        release: str,
+        revision: int | None = None,
+        history: list[dict[str, Any]] | None = None,
+        values: bool = False,
+    ) -> dict[str, Any] | None:
+        """A revision of the release (the latest by default, whatever its status): name, namespace,
+        version, info.status, description, chart_ref and app_version (as `helm history` prints them),
+        manifest, hooks, and with `values` the user-supplied values (config). None when there is none."""
+        entry = pick_entry(history if history is not None else self.history(release), revision)
+        return None if entry is None else self.read(release, entry, values)
+
+    def read(self, release: str, entry: dict[str, Any], values: bool) -> dict[str, Any]:
+        """release() of the revision of a `helm history` entry."""
+        raise NotImplementedError
+
+    def values(self, release: str, revision: int) -> dict[str, Any]:
+        """The user-supplied values of a revision."""
+        raise NotImplementedError
+
+    def latest_entry(self, release: str) -> dict[str, Any] | None:
+        """The newest `helm history` entry; None when the release has none."""
+        raise NotImplementedError
+
+
 @dataclass
-class Helm:
+class Helm(ReleaseReader):
     """Runs the helm CLI against one cluster. Never puts values or credentials on a command line:
     values travel in files, the kubeconfig by path."""
 
@@ -125,7 +159,6 @@ class Helm:
 
     # ---- reading
     def history(self, release: str, max_revisions: int = 64) -> list[dict[str, Any]]:
-        """Revisions (oldest first) with their status, chart and app_version; [] when none."""
         res = self.run(["history", release, "-o", "json", "--max", str(max_revisions)], check=False)
         if res.returncode != 0:
             if "release: not found" in res.stderr:
@@ -135,20 +168,8 @@ class Helm:
             )
         return json.loads(res.stdout or "[]")
 
-    def release(
-        self,
-        release: str,
-        revision: int | None = None,
-        history: list[dict[str, Any]] | None = None,
-        values: bool = False,
-    ) -> dict[str, Any] | None:
-        """A revision of the release (the latest by default, whatever its status): name, namespace,
-        version, info.status, description, chart_ref and app_version (as `helm history` prints them),
-        manifest, hooks, and with `values` the user-supplied values (config). None when there is none.
-        The `helm get` calls run in parallel: they cost about as much as one."""
-        entry = pick_entry(history if history is not None else self.history(release), revision)
-        if entry is None:
-            return None
+    def read(self, release: str, entry: dict[str, Any], values: bool) -> dict[str, Any]:
+        # The `helm get` calls run in parallel: they cost about as much as one.
         rev = ["--revision", str(entry["revision"])]
         calls = {"manifest": ["get", "manifest", release, *rev], "hooks": ["get", "hooks", release, *rev]}
         if values:
@@ -175,7 +196,6 @@ class Helm:
         return json.loads(res.stdout or "null") or {}
 
     def latest_entry(self, release: str) -> dict[str, Any] | None:
-        """The newest `helm history` entry; None when the release has none."""
         hist = self.history(release, max_revisions=1)
         return hist[-1] if hist else None
 

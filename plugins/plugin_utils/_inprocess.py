@@ -192,8 +192,12 @@ class ModuleAction(ActionBase):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        result.update(run_module(self, self.module, self.module_name, dict(self._task.args), task_vars))
+        result.update(self.execute(dict(self._task.args), task_vars))
         after = AFTER.get(self.module_name)
         if after is not None:
             after(self, result, task_vars)
         return result
+
+    def execute(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        """The module's result for the task's arguments: one run."""
+        return run_module(self, self.module, self.module_name, args, task_vars)

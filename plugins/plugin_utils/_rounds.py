@@ -16,9 +16,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import run_module
-from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import AFTER, PROGRESS, tell
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction, run_module
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import PROGRESS, tell
 
 # The module's own default of its timeout option, for the action plugin's deadline.
 DEFAULT_TIMEOUT = {"mybinder.deploy.rollout_status": 300, "mybinder.deploy.verify_namespace": 120}
@@ -59,26 +58,13 @@ def run_rounds(
         tell(task_vars, describe(result, elapsed, timeout))
 
 
-class RoundsAction(ActionBase):
+class RoundsAction(ModuleAction):
     """Action plugin of a waiting module: runs it in rounds (run_rounds), printing its progress
-    line (plugin_utils/_reports.py PROGRESS) between rounds, and what _reports.AFTER says at the end.
+    line (plugin_utils/_reports.py PROGRESS) between rounds, then what _reports.AFTER says, as
+    every ModuleAction does."""
 
-    Subclasses set ``module`` (the imported module code) and ``module_name`` (its FQCN)."""
-
-    TRANSFERS_FILES = False
-    _requires_connection = True
-    module: ModuleType
-    module_name: str
-
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        args = dict(self._task.args)
+    def execute(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         timeout = float(args.get("timeout", DEFAULT_TIMEOUT[self.module_name]))
         interval = float(args.get("progress_interval", 10))
         describe = PROGRESS[self.module_name]
-        result.update(run_rounds(self, task_vars, self.module, self.module_name, args, timeout, interval, describe))
-        after = AFTER.get(self.module_name)
-        if after is not None:
-            after(self, result, task_vars)
-        return result
+        return run_rounds(self, task_vars, self.module, self.module_name, args, timeout, interval, describe)
