@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, Requirement
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
 from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
 
@@ -64,7 +64,10 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
 # kubeconfig contexts need it; connect() imports it then).
 HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
 KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else "No module named 'kubernetes'"
-KUBERNETES_URL = "https://pypi.org/project/kubernetes/"
+# The requirement of the modules that need the library up front (_errors.conclude checks it).
+KUBERNETES = Requirement(
+    HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, url="https://pypi.org/project/kubernetes/"
+)
 
 
 def _import_kubernetes() -> Any:

@@ -3,12 +3,14 @@
 """PyYAML, imported in one place (collection-private).
 
 PyYAML ships with ansible-core, so it is there in practice; a module that needs it still reports
-it missing the Ansible way (``_errors.require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)``).
+it missing the Ansible way (the requirement ``PYYAML``, which ``_errors.conclude`` checks).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import Requirement
 
 YAML_IMPORT_ERROR: str | None
 try:
@@ -23,3 +25,4 @@ HAS_YAML = yaml is not None
 # libyaml's parser when PyYAML has it: manifests are parsed on every run, and cert-manager's CRD
 # file is over a megabyte, which the pure-Python parser takes seconds to read.
 SAFE_LOADER: Any = (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader) if HAS_YAML else None
+PYYAML = Requirement(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)

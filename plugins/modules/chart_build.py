@@ -106,8 +106,8 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import chart_info, open_url
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR, yaml
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML, yaml
 
 STAMP = ".mybinder-deps.json"
 
@@ -298,11 +298,7 @@ def main() -> None:
         },
         supports_check_mode=False,
     )
-    try:
-        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
-        module.exit_json(**run(module))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: run(module), PYYAML)
 
 
 if __name__ == "__main__":

@@ -88,12 +88,10 @@ client_certificate:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    HAS_KUBERNETES,
     KUBECONFIG_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_URL,
+    KUBERNETES,
     KubeError,
     client_certificate,
     connect,
@@ -157,11 +155,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        require(HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, url=KUBERNETES_URL)
-        module.exit_json(**run(module))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: run(module), KUBERNETES)
 
 
 if __name__ == "__main__":

@@ -202,7 +202,10 @@ stderr:
   type: str
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
     DEFAULT_PRIVATE_PATTERNS,
     GitCryptCli,
@@ -262,17 +265,22 @@ def main() -> None:
         required_if=[("state", "unlocked", ("key", "key_file"), True)],
         supports_check_mode=True,
     )
+    conclude(module, lambda: run(module))
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    """The repository in the state asked for, with the diff of its state."""
     try:
         cli, request = build_request(module)
         result = ensure(cli, request)
     except GitCryptError as exc:  # _git_crypt's own root, shaped as _errors.ModuleError (see there)
-        module.fail_json(**exc.result())
+        raise ModuleError(**exc.result()) from exc
     if module._diff:
         result["diff"] = {
             "before": f"state: {result['state_before']}\n",
             "after": f"state: {result['state']}\nreadable files: {len(result['decrypted'])}\n",
         }
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

@@ -346,11 +346,13 @@ command:
 """
 
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import deploy_release, stand_in_note
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
 def main() -> None:
@@ -379,20 +381,21 @@ def main() -> None:
         supports_check_mode=True,
         required_together=[("chart_repo_url", "chart_version")],
     )
-    try:
-        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
-        result = deploy_release(
-            module.params,
-            module.check_mode,
-            module._diff,
-            module.warn,
-            lambda name: module.get_bin_path(name, required=True),
-        )
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: release(module), PYYAML)
+
+
+def release(module: AnsibleModule) -> dict[str, Any]:
+    """deploy_release, with the note an operator must read when the chart is a stand-in."""
+    result = deploy_release(
+        module.params,
+        module.check_mode,
+        module._diff,
+        module.warn,
+        lambda name: module.get_bin_path(name, required=True),
+    )
     if result.get("chart_info", {}).get("stand_in"):
         result["msg"] = stand_in_note(module.params, result["chart_info"])
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

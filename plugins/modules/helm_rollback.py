@@ -92,10 +92,10 @@ workloads:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import rollback_release
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
 def main() -> None:
@@ -110,13 +110,13 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
-        module.exit_json(
-            **rollback_release(module.params, module.check_mode, lambda name: module.get_bin_path(name, required=True))
-        )
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(
+        module,
+        lambda: rollback_release(
+            module.params, module.check_mode, lambda name: module.get_bin_path(name, required=True)
+        ),
+        PYYAML,
+    )
 
 
 if __name__ == "__main__":

@@ -163,9 +163,9 @@ import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError, clean_error
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR, yaml
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML, yaml
 
 REDACTED = "<redacted>"
 DOC_SPLIT = re.compile(r"^---[ \t]*$", re.MULTILINE)
@@ -313,11 +313,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
-        module.exit_json(**run(module))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: run(module), PYYAML)
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KUBE_CONNECTION_ARG_SPEC,
     KubeApiError,
@@ -235,10 +235,7 @@ def main() -> None:
     }
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    try:
-        module.exit_json(**check_placement(module.params, module.warn))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: check_placement(module.params, module.warn))
 
 
 def check_placement(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:

@@ -125,10 +125,10 @@ results:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_apply import apply_objects
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
 def main() -> None:
@@ -147,11 +147,7 @@ def main() -> None:
         mutually_exclusive=[("definition", "src")],
         required_one_of=[("definition", "src")],
     )
-    try:
-        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
-        module.exit_json(**apply_objects(module.params, module.check_mode, module._diff))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: apply_objects(module.params, module.check_mode, module._diff), PYYAML)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ api_found:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KUBE_CONNECTION_ARG_SPEC,
     KubeApiError,
@@ -113,10 +113,7 @@ def main() -> None:
     }
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    try:
-        module.exit_json(**read_resources(module.params))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: read_resources(module.params))
 
 
 def read_resources(p: dict[str, Any]) -> dict[str, Any]:

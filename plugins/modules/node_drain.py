@@ -343,7 +343,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils import _drain as d
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._node_drain import drain_nodes
 
@@ -386,10 +386,7 @@ def main() -> None:
         required_one_of=[("name", "selector")],
         supports_check_mode=True,
     )
-    try:
-        module.exit_json(**drain_nodes(module.params, module.check_mode, module._diff, module.warn))
-    except ModuleError as exc:
-        module.fail_json(**{"changed": False, **exc.result()})
+    conclude(module, lambda: drain_nodes(module.params, module.check_mode, module._diff, module.warn))
 
 
 if __name__ == "__main__":

@@ -122,13 +122,13 @@ elapsed:
   type: float
 """
 
+from dataclasses import replace
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    HAS_KUBERNETES,
     KUBECONFIG_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_URL,
+    KUBERNETES,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC, rollout_status
 
@@ -148,11 +148,7 @@ def main() -> None:
         mutually_exclusive=[("objects", "namespace")],
         supports_check_mode=True,
     )
-    try:
-        require(HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, reason="to read workloads", url=KUBERNETES_URL)
-        module.exit_json(**rollout_status(module.params))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: rollout_status(module.params), replace(KUBERNETES, reason="to read workloads"))
 
 
 if __name__ == "__main__":

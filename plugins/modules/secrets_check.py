@@ -142,8 +142,10 @@ checked:
   sample: {required: 2, compared: 4, marked_for_git_crypt: 9}
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, Requirement, conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
     GitCryptCli,
     GitCryptError,
@@ -243,14 +245,21 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    yaml_needed = Requirement(
+        not module.params["compare_files"] or HAS_YAML, "PyYAML", reason="to compare secret files"
+    )
+    conclude(module, lambda: run(module), yaml_needed)
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    """The checks' result; a ModuleError naming every problem found."""
     try:
-        require(not module.params["compare_files"] or HAS_YAML, "PyYAML", None, reason="to compare secret files")
         result, problems = run_checks(module)
-        if problems:
-            raise ModuleError("; ".join(problems), **result)
-        module.exit_json(**result)
-    except (ModuleError, GitCryptError) as exc:  # GitCryptError: the same shape, its own root (see _errors)
-        module.fail_json(**exc.result())
+    except GitCryptError as exc:  # _git_crypt's own root, shaped as _errors.ModuleError (see there)
+        raise ModuleError(**exc.result()) from exc
+    if problems:
+        raise ModuleError("; ".join(problems), **result)
+    return result
 
 
 if __name__ == "__main__":

@@ -252,9 +252,11 @@ problems:
   sample: []
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils import _tls
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, Requirement, conclude
 
 
 def run(module: AnsibleModule) -> dict:
@@ -338,23 +340,25 @@ def main() -> None:
         required_by={"private_key_path": "certificate_path"},
         supports_check_mode=True,
     )
-    p = module.params
+    cryptography = Requirement(
+        _tls.CRYPTOGRAPHY_IMPORT_ERROR is None,
+        "cryptography",
+        _tls.CRYPTOGRAPHY_IMPORT_ERROR,
+        reason="to read certificates",
+    )
+    conclude(module, lambda: check(module), cryptography)
+
+
+def check(module: AnsibleModule) -> dict[str, Any]:
+    """run(), failing with every problem found."""
     try:
-        require(
-            _tls.CRYPTOGRAPHY_IMPORT_ERROR is None,
-            "cryptography",
-            _tls.CRYPTOGRAPHY_IMPORT_ERROR,
-            reason="to read certificates",
-        )
-        try:
-            result = run(module)
-        except _tls.TLSCheckError as exc:
-            raise ModuleError(str(exc), host=p["host"], reachable=not exc.unreachable, problems=[str(exc)]) from exc
-        if result["problems"]:
-            raise ModuleError("; ".join(result["problems"]), **result)
-        module.exit_json(**result)
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+        result = run(module)
+    except _tls.TLSCheckError as exc:
+        host, reachable = module.params["host"], not exc.unreachable
+        raise ModuleError(str(exc), host=host, reachable=reachable, problems=[str(exc)]) from exc
+    if result["problems"]:
+        raise ModuleError("; ".join(result["problems"]), **result)
+    return result
 
 
 if __name__ == "__main__":

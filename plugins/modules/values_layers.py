@@ -111,9 +111,9 @@ import os
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML, YAML_IMPORT_ERROR, yaml
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML, yaml
 
 
 class LayerError(ModuleError):
@@ -247,11 +247,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        require(HAS_YAML, "PyYAML", YAML_IMPORT_ERROR)
-        module.exit_json(**run(module.params["layers"], module.params["allow_encrypted"]))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: run(module.params["layers"], module.params["allow_encrypted"]), PYYAML)
 
 
 if __name__ == "__main__":

@@ -164,12 +164,10 @@ elapsed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, require
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    HAS_KUBERNETES,
     KUBECONFIG_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_URL,
+    KUBERNETES,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import verify_namespace
@@ -201,11 +199,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        require(HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, url=KUBERNETES_URL)
-        module.exit_json(**verify_namespace(module.params))
-    except ModuleError as exc:
-        module.fail_json(**exc.result())
+    conclude(module, lambda: verify_namespace(module.params), KUBERNETES)
 
 
 if __name__ == "__main__":
