@@ -14,10 +14,7 @@ from typing import Any
 from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import open_url
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import redact_pair, to_yaml
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KubeApiError,
-    build_client,
-)
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, build_client
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import (
     KubeObjectError,
     Resources,

@@ -27,11 +27,7 @@ from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils import _drain as d
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KubeApiError,
-    KubeClient,
-    build_client,
-)
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient, build_client
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import METADATA_LIST_ACCEPT
 
 # Lists during waits ask for metadata only (METADATA_LIST_ACCEPT: what waiting needs is UID,

@@ -22,12 +22,10 @@ description:
     C(mybinder.org/stand-in), as the local mirror serves them).
   - kubernetes.core.helm's O(kubernetes.core.helm#module:dependency_update) runs C(helm dependency update) in the
     source tree on every run (network each time, rewrites the lock) and knows no mirror.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: none
@@ -36,8 +34,6 @@ attributes:
         with C(check_mode=false).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: A second run with the same chart fetches nothing and reports RV(ignore:changed=false).
     support: full

@@ -19,18 +19,13 @@ description:
   - kubernetes.core.k8s_cluster_info reports the version too, but discovers every API group first (slow) and
     turns an expired certificate or an unreachable server into a generic client error.
   - Read-only.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
   - cryptography (to read client certificate dates)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.attributes.read_only
   - mybinder.deploy.kubeconfig
-attributes:
-  platform:
-    platforms: posix
 options:
   timeout:
     description: Seconds to wait for the API server to answer.

@@ -28,13 +28,11 @@ description:
     and service-account JSON) get mode O(private_file_mode).
   - Repairs a half-finished unlock done with the same key (files still encrypted or missing) when the only
     modified files are the ones git-crypt left behind.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - git
   - git-crypt >= 0.7.0 (reads keys from standard input)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: full
@@ -44,8 +42,6 @@ attributes:
   diff_mode:
     support: full
     details: The diff shows the repository state and the number of readable files before and after.
-  platform:
-    platforms: posix
   idempotent:
     description: Running the module again with the same options reports no change and touches no file.
     support: full

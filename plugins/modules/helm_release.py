@@ -37,14 +37,12 @@ description:
     deployed - and the recovery is reported in RV(recovered) and as a warning.
   - In diff mode every added, removed or modified object is shown as its own before/after pair. The data of
     Secrets is never shown, only which keys changed; changed values are named by their path, never shown.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13 (C(--dry-run=server)), < 4
   - kubernetes (Python client) >= 24, for kubeconfig contexts other than plain certificates or tokens (the module
     reads the release's objects and dry-runs them through the API)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kubeconfig
 attributes:
   check_mode:
@@ -55,8 +53,6 @@ attributes:
   diff_mode:
     support: full
     details: One before/after pair per changed object; Secret data and values are redacted.
-  platform:
-    platforms: posix
   idempotent:
     description: A second run with the same chart and values reports no change.
     support: full

@@ -14,12 +14,10 @@ description:
     C(deployed) and has the same manifest, hooks and values as O(revision), in which case nothing changes.
   - Used by the M(mybinder.deploy.helm_release) callers to go back to the revision that served before a failed
     upgrade or rollout. kubernetes.core has no module for C(helm rollback).
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kubeconfig
 attributes:
   check_mode:
@@ -27,8 +25,6 @@ attributes:
     details: Reports whether a rollback would run.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Rolling back to the revision already serving changes nothing.
     support: full

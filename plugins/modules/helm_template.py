@@ -18,12 +18,10 @@ description:
   - Reports RV(ignore:changed) only when the file content changes.
   - M(kubernetes.core.helm_template) writes unredacted Secrets (to O(kubernetes.core.helm_template#module:output_dir)
     or into its result) and has no option for the Kubernetes version or the API versions to render for.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: full
@@ -31,8 +29,6 @@ attributes:
   diff_mode:
     support: full
     details: Shows the file before and after (Secret data redacted).
-  platform:
-    platforms: posix
   idempotent:
     description: Rendering the same chart and values again leaves the file unchanged.
     support: full

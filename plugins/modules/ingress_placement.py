@@ -21,15 +21,10 @@ description:
   - Sets the fact C(ingress_placement) (the same as RV(placement)).
   - Why a module and not tasks - the reads and checks were nine tasks of Jinja over the API's lists; one run in
     Ansible's worker process reads both lists on one connection.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kube_connection
   - mybinder.deploy.attributes.read_only
-attributes:
-  platform:
-    platforms: posix
 options:
   namespace:
     description: Namespace of the controller's pods.

@@ -20,12 +20,10 @@ description:
     loads the cluster's API discovery (about a second here); this module runs in Ansible's worker process on the
     controller and discovers only the API groups of its objects. Use M(kubernetes.core.k8s) for anything else
     (deletion, waiting for other conditions, templates).
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24, for kubeconfig contexts other than plain certificates or tokens
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kube_connection
 attributes:
   check_mode:
@@ -37,8 +35,6 @@ attributes:
       - One before/after pair per changed object; the values of Secrets are never shown.
       - The task's own arguments (shown with C(-v) under C(invocation)) hold what was given; set C(no_log) on a task
         that applies Secrets.
-  platform:
-    platforms: posix
   idempotent:
     description: Applying the same objects again changes nothing and reports no change.
     support: full

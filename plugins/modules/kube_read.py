@@ -17,17 +17,12 @@ description:
   - Why not M(kubernetes.core.k8s_info) - each of its tasks is a Python process that imports the kubernetes client
     and loads the cluster's API discovery (about a second here); this module runs in Ansible's worker process on
     the controller and discovers only the API group it reads. Use M(kubernetes.core.k8s_info) for waiting.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24, for kubeconfig contexts other than plain certificates or tokens
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kube_connection
   - mybinder.deploy.attributes.read_only
-attributes:
-  platform:
-    platforms: posix
 options:
   api_version:
     description: API group and version of the kind, V(v1) for the core group.

@@ -34,12 +34,10 @@ description:
     them in the play output. Elsewhere, or with C(async), set O(progress_file) and C(tail -f) it.
   - C(changed) is true whenever anything was changed, also when the task fails half way; the failure
     message then says what was done and what is left.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (the Python client), except for kubeconfig contexts with a client certificate or a static token
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kube_connection
 attributes:
   check_mode:
@@ -52,8 +50,6 @@ attributes:
   diff_mode:
     support: full
     details: Shows, per node, the cordon state and the pods that are not DaemonSet or mirror pods, before and after.
-  platform:
-    platforms: posix
   idempotent:
     description: Running the module again with the same options changes nothing more.
     support: full

@@ -21,12 +21,10 @@ description:
     waiting reason, ...)
     and its most recent events.
   - Read-only.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.attributes.rounds
   - mybinder.deploy.kubeconfig
 attributes:
@@ -35,8 +33,6 @@ attributes:
     details: Only reads; check mode waits the same way.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Only reads.
     support: full
@@ -126,10 +122,7 @@ from dataclasses import replace
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KUBECONFIG_ARG_SPEC,
-    KUBERNETES,
-)
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC, KUBERNETES
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC, rollout_status
 
 

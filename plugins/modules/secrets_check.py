@@ -20,21 +20,17 @@ description:
   - O(committed_plaintext) - fails when a file that C(.gitattributes) assigns to git-crypt is committed (or
     staged) unencrypted, the mistake C(git-crypt status) only warns about.
   - Every problem found is reported in one failure message.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - git (for O(committed_plaintext))
   - PyYAML (for O(compare_files))
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: full
     details: The module only reads, so check mode runs the same checks.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Running the module again gives the same result; it never changes anything.
     support: full

@@ -20,20 +20,16 @@ description:
   - With O(certificate_path) it judges a PEM certificate file instead of a live server (for instance a
     pre-made wildcard certificate before it is put into the cluster); nothing is connected to then.
   - Read-only; it never changes anything.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - cryptography >= 42
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: full
     details: The module only reads, so check mode runs the same checks.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Running the module again with the same options gives the same result.
     support: full

@@ -18,18 +18,14 @@ description:
     prevent. The message names the key paths and the files, never the values.
   - Returns the paths in order, ready for helm's C(--values) (later wins).
   - Read-only, except that a generated layer given with O(layers[].content) is written first.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: full
     details: Only reads (a generated layer is written in check mode as well, see the notes).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: A generated layer is written only when its content changed; everything else is only read.
     support: full

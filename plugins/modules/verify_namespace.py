@@ -20,18 +20,13 @@ description:
   - The checks need several kinds read together and judged against each other, with one deadline and
     progress while waiting, which a chain of kubernetes.core.k8s_info tasks cannot do.
   - Read-only.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.attributes.read_only
   - mybinder.deploy.attributes.rounds
   - mybinder.deploy.kubeconfig
-attributes:
-  platform:
-    platforms: posix
 options:
   namespace:
     description: Namespace to check.
@@ -165,10 +160,7 @@ elapsed:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KUBECONFIG_ARG_SPEC,
-    KUBERNETES,
-)
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC, KUBERNETES
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import verify_namespace
 
