@@ -80,6 +80,15 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects impo
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import missing as missing_objects
 
+# The release a helm module acts on and how helm runs, shared by helm_release and helm_rollback
+# (documented in the mybinder.deploy.helm_release doc fragment).
+RELEASE_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "name": {"type": "str", "required": True, "aliases": ["release_name"]},
+    "namespace": {"type": "str", "required": True, "aliases": ["release_namespace"]},
+    "timeout": {"type": "str", "default": "5m"},
+    "binary_path": {"type": "path"},
+}
+
 
 def deploy_release(
     p: dict[str, Any],

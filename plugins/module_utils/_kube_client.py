@@ -57,8 +57,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, Requirement
-from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import read_unlocked, yaml
 
 # Whether the library is there at all, without paying for its import (only non-plain
 # kubeconfig contexts need it; connect() imports it then).
@@ -168,17 +167,7 @@ def kubeconfig_path(kubeconfig: str | None) -> str:
 
 
 def read_kubeconfig(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError as exc:
-        raise KubeError(f"kubeconfig {path} does not exist") from exc
-    except OSError as exc:
-        raise KubeError(f"kubeconfig {path} cannot be read: {exc.strerror}") from exc
-    if raw.startswith(GITCRYPT_HEADER):
-        raise KubeError(
-            f"kubeconfig {path} is still encrypted by git-crypt: unlock the secrets first (the secrets stage)"
-        )
+    raw = read_unlocked(path, "kubeconfig", "unlock the secrets first (the secrets stage)", KubeError)
     try:
         data = yaml.safe_load(raw) or {}
     except yaml.YAMLError as exc:

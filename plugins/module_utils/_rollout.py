@@ -55,10 +55,7 @@ def deployment_state(obj: dict[str, Any]) -> State:
             f"{old} old replica{'s' if old > 1 else ''} still to be replaced "
             f"({status.get('availableReplicas', 0)} of {want} available)",
         )
-    available = status.get("availableReplicas", 0)
-    if available < updated:
-        return State(False, f"{available} of {updated} updated replicas available")
-    return State(True, f"{available} of {want} replicas available")
+    return availability(status.get("availableReplicas", 0), updated, want, "replicas")
 
 
 def daemonset_state(obj: dict[str, Any]) -> State:
@@ -71,10 +68,14 @@ def daemonset_state(obj: dict[str, Any]) -> State:
     updated = status.get("updatedNumberScheduled", 0)
     if updated < desired:
         return State(False, f"{updated} of {desired} pods updated")
-    available = status.get("numberAvailable", 0)
-    if available < desired:
-        return State(False, f"{available} of {desired} updated pods available")
-    return State(True, f"{available} of {desired} pods available")
+    return availability(status.get("numberAvailable", 0), desired, desired, "pods")
+
+
+def availability(available: int, updated: int, want: int, what: str) -> State:
+    """The last step of a rollout: every updated replica (or pod) available."""
+    if available < updated:
+        return State(False, f"{available} of {updated} updated {what} available")
+    return State(True, f"{available} of {want} {what} available")
 
 
 def statefulset_state(obj: dict[str, Any]) -> State:

@@ -44,6 +44,7 @@ requirements:
 extends_documentation_fragment:
   - mybinder.deploy.module
   - mybinder.deploy.kubeconfig
+  - mybinder.deploy.helm_release
 attributes:
   check_mode:
     support: full
@@ -57,16 +58,6 @@ attributes:
     description: A second run with the same chart and values reports no change.
     support: full
 options:
-  name:
-    description: Release name.
-    type: str
-    required: true
-    aliases: [release_name]
-  namespace:
-    description: Namespace of the release.
-    type: str
-    required: true
-    aliases: [release_namespace]
   chart_ref:
     description:
       - Path of the chart directory (its dependencies must already be in its C(charts/) directory).
@@ -117,10 +108,6 @@ options:
     description: Revisions helm keeps for this release (C(--history-max)); V(0) keeps all.
     type: int
     default: 10
-  timeout:
-    description: Time helm may spend on each Kubernetes operation and on hooks, as a Go duration (C(5m), C(90s)).
-    type: str
-    default: 5m
   take_ownership:
     description:
       - Adopt objects that already exist in the cluster but belong to no release (C(--take-ownership), helm >= 3.17),
@@ -163,9 +150,6 @@ options:
         its client-side schema check of the same objects would only add the cost of fetching the schema.
     type: bool
     default: true
-  binary_path:
-    description: The helm binary; found on E(PATH) when not set.
-    type: path
 notes:
   - Templates that render something new on every run (random passwords without C(lookup), timestamps,
     C(.Release.Revision)) make every run a change; keep such values stable.
@@ -346,7 +330,11 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import deploy_release, stand_in_note
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import (
+    RELEASE_ARG_SPEC,
+    deploy_release,
+    stand_in_note,
+)
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
@@ -354,8 +342,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAM
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True, "aliases": ["release_name"]},
-            "namespace": {"type": "str", "required": True, "aliases": ["release_namespace"]},
+            **RELEASE_ARG_SPEC,
             "chart_ref": {"type": "path", "required": True},
             "chart_repo_url": {"type": "str"},
             "chart_version": {"type": "str"},
@@ -366,12 +353,10 @@ def main() -> None:
             "create_namespace": {"type": "bool", "default": True},
             "cleanup_on_fail": {"type": "bool", "default": True},
             "history_max": {"type": "int", "default": 10},
-            "timeout": {"type": "str", "default": "5m"},
             "take_ownership": {"type": "bool", "default": False},
             "recover_pending": {"type": "bool", "default": True},
             "validate": {"type": "bool", "default": True},
             "always_render": {"type": "bool", "default": False},
-            "binary_path": {"type": "path"},
             **KUBECONFIG_ARG_SPEC,
         },
         supports_check_mode=True,

@@ -19,6 +19,7 @@ requirements:
 extends_documentation_fragment:
   - mybinder.deploy.module
   - mybinder.deploy.kubeconfig
+  - mybinder.deploy.helm_release
 attributes:
   check_mode:
     support: full
@@ -29,27 +30,10 @@ attributes:
     description: Rolling back to the revision already serving changes nothing.
     support: full
 options:
-  name:
-    description: Release name.
-    type: str
-    required: true
-    aliases: [release_name]
-  namespace:
-    description: Namespace of the release.
-    type: str
-    required: true
-    aliases: [release_namespace]
   revision:
     description: Revision to go back to.
     type: int
     required: true
-  timeout:
-    description: Time helm may spend on each Kubernetes operation and on hooks, as a Go duration.
-    type: str
-    default: 5m
-  binary_path:
-    description: The helm binary; found on E(PATH) when not set.
-    type: path
 seealso:
   - module: mybinder.deploy.helm_release
 """
@@ -89,7 +73,7 @@ workloads:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import rollback_release
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import RELEASE_ARG_SPEC, rollback_release
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
@@ -97,11 +81,8 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAM
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True, "aliases": ["release_name"]},
-            "namespace": {"type": "str", "required": True, "aliases": ["release_namespace"]},
+            **RELEASE_ARG_SPEC,
             "revision": {"type": "int", "required": True},
-            "timeout": {"type": "str", "default": "5m"},
-            "binary_path": {"type": "path"},
             **KUBECONFIG_ARG_SPEC,
         },
         supports_check_mode=True,

@@ -83,6 +83,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds this module run waited.
+  returned: always
+  type: float
 done:
   description: Whether every workload finished its rollout.
   returned: always
@@ -112,10 +116,6 @@ failed:
       pods:
         - "pod binder-5d9c-x2: not scheduled: 0/3 nodes are available: 3 node(s) didn't match Pod's node selector."
       events: ["2024-05-01T10:00:00Z Warning FailedScheduling Pod/binder-5d9c-x2: 0/3 nodes are available ..."]
-elapsed:
-  description: Seconds this module run waited.
-  returned: always
-  type: float
 """
 
 from dataclasses import replace

@@ -25,12 +25,8 @@ requirements:
   - PyYAML (for O(compare_files))
 extends_documentation_fragment:
   - mybinder.deploy.module
+  - mybinder.deploy.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
   idempotent:
     description: Running the module again gives the same result; it never changes anything.
     support: full

@@ -24,12 +24,8 @@ requirements:
   - cryptography >= 42
 extends_documentation_fragment:
   - mybinder.deploy.module
+  - mybinder.deploy.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
   idempotent:
     description: Running the module again with the same options gives the same result.
     support: full

@@ -108,8 +108,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
-from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
-from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML, yaml
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML, read_unlocked, yaml
 
 
 class LayerError(ModuleError):
@@ -159,18 +158,8 @@ class Encrypted(LayerError):
 
 
 def load(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError as exc:
-        raise LayerError(f"values file {path} does not exist") from exc
-    except OSError as exc:
-        raise LayerError(f"values file {path} cannot be read: {exc.strerror}") from exc
-    if raw.startswith(GITCRYPT_HEADER):
-        raise Encrypted(
-            f"values file {path} is still encrypted by git-crypt: "
-            "unlock the secrets first (the secrets stage, mybinder.deploy.secrets)"
-        )
+    unlock = "unlock the secrets first (the secrets stage, mybinder.deploy.secrets)"
+    raw = read_unlocked(path, "values file", unlock, LayerError, Encrypted)
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
