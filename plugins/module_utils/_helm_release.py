@@ -99,181 +99,228 @@ def deploy_release(
 ) -> dict:
     """One run of helm_release with its module parameters ``p``: the result, or a ModuleError
     (HelmError with what was done). ``warn`` receives warnings, ``bin_path`` finds an executable."""
-    name, ns = p["name"], p["namespace"]
-    helm = release_helm(p, bin_path)
-    chart, values, inline = p["chart_ref"], p["values_files"], p["values"]
-    if p["chart_repo_url"]:
-        try:
-            chart = pulled_chart(p["chart_repo_url"], chart, p["chart_version"], p["chart_cache_dir"])
-        except ChartRepoError as exc:
-            raise HelmError(f"release {name}: {exc}; nothing was deployed") from exc
-    digest = values_digest(values, inline)
-    opts = UpgradeOptions(
-        create_namespace=p["create_namespace"],
-        cleanup_on_fail=p["cleanup_on_fail"],
-        history_max=p["history_max"],
-        timeout=p["timeout"],
-        take_ownership=p["take_ownership"],
-        description=f"{DIGEST_MARK}{digest}",
-        skip_crds=p["skip_crds"],
-    )
+    run = ReleaseRun(p, check_mode, diff, warn, release_helm(p, bin_path))
+    run.read_deployed()
+    unchanged = run.unchanged()
+    if unchanged is not None:
+        return unchanged
+    run.render()
+    result = run.compare()
+    if not run.upgrade_due:
+        return result
+    run.validate()
+    return run.upgrade(result)
 
-    # The release record is read straight from its storage objects (see _helm_records), so the
-    # connection is opened first; the objects are checked through it too.
-    client = kube_client(p, name)
-    records = records_for(helm, client, ns)
-    history = records.history(name)
-    recovered = recover(p, check_mode, warn, helm, history)
-    if recovered and not check_mode:
-        history = records.history(name)
-    # What serves now (in check mode: what the recovery would leave serving).
-    if recovered and recovered["action"] == "uninstall":
-        current = None
-    elif recovered and check_mode:
-        current = records.release(name, revision=recovered["to_revision"], history=history)
-    else:
-        current = records.release(name, history=history)
-    serving_status = "deployed" if recovered and current else (current or {}).get("info", {}).get("status", "")
 
-    # The revision records what it was rendered from; when nothing of that changed, a render would
-    # give back what it deployed (live lookups, random values and timestamps aside), so the render
-    # is skipped. Objects deleted by hand are still looked for.
-    try:
-        capabilities = capabilities_digest(client)
-    except KubeApiError as exc:
-        raise HelmError(f"release {name}: reading the cluster's API versions failed: {exc.message}") from exc
-    inputs = inputs_digest(chart, f"{digest} skip_crds={p['skip_crds']}", helm.binary, capabilities, name, ns)
-    opts.description = f"{DIGEST_MARK}{digest}{INPUTS_MARK}{inputs}"
-    if (
-        current is not None
-        and current.get("chart")  # read from the record itself (not through the CLI)
-        and not recovered
-        and serving_status == "deployed"
-        and not p["always_render"]
-        and recorded_inputs(current["info"].get("description", "")) == inputs
-    ):
-        unchanged = unchanged_result(diff, client, current, name, ns)
-        if unchanged is not None:
-            return unchanged
+class ReleaseRun:
+    """The steps of deploy_release, in their order, and what they learn on the way."""
 
-    try:
-        rendered = helm.template(
-            name,
-            chart,
-            values,
-            is_upgrade=current is not None,
-            inline=inline,
-            skip_crds=p["skip_crds"],
+    def __init__(
+        self, p: dict[str, Any], check_mode: bool, diff: bool, warn: Callable[[str], None], helm: Helm
+    ) -> None:
+        self.p, self.check_mode, self.diff, self.warn, self.helm = p, check_mode, diff, warn, helm
+        self.name, self.ns = p["name"], p["namespace"]
+        self.chart, self.values, self.inline = p["chart_ref"], p["values_files"], p["values"]
+        if p["chart_repo_url"]:
+            try:
+                self.chart = pulled_chart(p["chart_repo_url"], self.chart, p["chart_version"], p["chart_cache_dir"])
+            except ChartRepoError as exc:
+                raise HelmError(f"release {self.name}: {exc}; nothing was deployed") from exc
+        self.digest = values_digest(self.values, self.inline)
+        self.opts = UpgradeOptions(
+            create_namespace=p["create_namespace"],
+            cleanup_on_fail=p["cleanup_on_fail"],
+            history_max=p["history_max"],
+            timeout=p["timeout"],
             take_ownership=p["take_ownership"],
+            description=f"{DIGEST_MARK}{self.digest}",
+            skip_crds=p["skip_crds"],
         )
-    except HelmError as exc:
-        exc.msg = f"rendering release {name} (chart {chart}) failed, nothing was deployed: {exc.msg}"
-        exc.msg += adopt_hint(exc.msg)
-        exc.extra = {
-            "changed": bool(recovered),
-            "upgraded": False,
-            "previous_revision": serving_revision(current, serving_status, history),
-            "recovered": recovered,
-        }
-        raise
+        self.made_namespace = False
+        self.upgrade_due = False
 
-    values_changed: list[str] = []
-    if current is not None and recorded_digest(current["info"].get("description", "")) != digest:
-        # The files changed (or this revision was not made by this module): compare the values.
-        values_changed = value_paths(records.values(name, current["version"]), user_values(values, inline))
-    cmp = compare(current, rendered, values_changed, want_diff=diff)
-    if current is not None:
-        # Objects deleted by hand: helm's record still lists them, `helm upgrade` would recreate them.
+    def read_deployed(self) -> None:
+        """What serves now, after getting a release out of a pending state (in check mode: what
+        the recovery would leave serving)."""
+        # The release record is read straight from its storage objects (see _helm_records), so the
+        # connection is opened first; the objects are checked through it too.
+        name = self.name
+        self.client = kube_client(self.p, name)
+        self.records = records_for(self.helm, self.client, self.ns)
+        self.history = self.records.history(name)
+        recovered = self.recovered = recover(self.p, self.check_mode, self.warn, self.helm, self.history)
+        if recovered and not self.check_mode:
+            self.history = self.records.history(name)
+        if recovered and recovered["action"] == "uninstall":
+            current = None
+        elif recovered and self.check_mode:
+            current = self.records.release(name, revision=recovered["to_revision"], history=self.history)
+        else:
+            current = self.records.release(name, history=self.history)
+        self.current = current
+        self.serving_status = "deployed" if recovered and current else (current or {}).get("info", {}).get("status", "")
+        self.previous = serving_revision(current, self.serving_status, self.history)
+
+    def unchanged(self) -> dict | None:
+        """The result when nothing the deployed revision was rendered from changed, else None.
+
+        The revision records what it was rendered from; when nothing of that changed, a render
+        would give back what it deployed (live lookups, random values and timestamps aside), so
+        the render is skipped. Objects deleted by hand are still looked for."""
+        p, current = self.p, self.current
         try:
-            cmp.note_missing(missing_objects(client, Resources(client), cmp.shared, ns), diff)
+            capabilities = capabilities_digest(self.client)
         except KubeApiError as exc:
-            raise HelmError(f"release {name}: reading its objects from the cluster failed: {exc}") from exc
-    # A release whose last upgrade failed is redeployed even when the render equals it: its status
-    # must become "deployed" again.
-    upgrade = current is None or serving_status != "deployed" or cmp.changed
-    previous = serving_revision(current, serving_status, history)
+            raise HelmError(f"release {self.name}: reading the cluster's API versions failed: {exc.message}") from exc
+        inputs = inputs_digest(
+            self.chart, f"{self.digest} skip_crds={p['skip_crds']}", self.helm.binary, capabilities, self.name, self.ns
+        )
+        self.opts.description = f"{DIGEST_MARK}{self.digest}{INPUTS_MARK}{inputs}"
+        if (
+            current is not None
+            and current.get("chart")  # read from the record itself (not through the CLI)
+            and not self.recovered
+            and self.serving_status == "deployed"
+            and not p["always_render"]
+            and recorded_inputs(current["info"].get("description", "")) == inputs
+        ):
+            return unchanged_result(self.diff, self.client, current, self.name, self.ns)
+        return None
 
-    made_namespace = False
-    if upgrade and p["validate"]:
+    def render(self) -> None:
+        """The chart rendered as the upgrade would render it."""
+        try:
+            self.rendered = self.helm.template(
+                self.name,
+                self.chart,
+                self.values,
+                is_upgrade=self.current is not None,
+                inline=self.inline,
+                skip_crds=self.p["skip_crds"],
+                take_ownership=self.p["take_ownership"],
+            )
+        except HelmError as exc:
+            exc.msg = f"rendering release {self.name} (chart {self.chart}) failed, nothing was deployed: {exc.msg}"
+            exc.msg += adopt_hint(exc.msg)
+            exc.extra = {
+                "changed": bool(self.recovered),
+                "upgraded": False,
+                "previous_revision": self.previous,
+                "recovered": self.recovered,
+            }
+            raise
+
+    def compare(self) -> dict:
+        """The render against the deployed release, object by object (values and chart too, and
+        objects deleted by hand); the result of a run that upgrades nothing."""
+        current, name, ns, diff = self.current, self.name, self.ns, self.diff
+        values_changed: list[str] = []
+        if current is not None and recorded_digest(current["info"].get("description", "")) != self.digest:
+            # The files changed (or this revision was not made by this module): compare the values.
+            values_changed = value_paths(
+                self.records.values(name, current["version"]), user_values(self.values, self.inline)
+            )
+        cmp = self.cmp = compare(current, self.rendered, values_changed, want_diff=diff)
+        if current is not None:
+            # Objects deleted by hand: helm's record still lists them, `helm upgrade` would recreate them.
+            try:
+                cmp.note_missing(missing_objects(self.client, Resources(self.client), cmp.shared, ns), diff)
+            except KubeApiError as exc:
+                raise HelmError(f"release {name}: reading its objects from the cluster failed: {exc}") from exc
+        # A release whose last upgrade failed is redeployed even when the render equals it: its status
+        # must become "deployed" again.
+        self.upgrade_due = current is None or self.serving_status != "deployed" or cmp.changed
+        result: dict = {
+            "changed": bool(self.recovered) or self.upgrade_due,
+            "upgraded": self.upgrade_due,
+            "recovered": self.recovered,
+            "previous_revision": self.previous,
+            "changes": cmp.summary(),
+            "workloads": workloads(self.rendered),
+            "release": summarize(current, name, ns),
+            "chart_info": chart_info(self.rendered["chart"]["metadata"]),
+            "compared": "render",
+        }
+        if diff:
+            result["diff"] = cmp.diffs
+        return result
+
+    def validate(self) -> None:
+        """The API server's dry run of every rendered object (unless validate is off); a refusal
+        deploys nothing."""
+        if not self.p["validate"]:
+            return
+        client, name, ns = self.client, self.name, self.ns
         # A first install into a namespace that does not exist yet: create it now (as helm would)
         # so that the API server can dry-run the namespaced objects too, and delete it again when
         # the server rejects one: a refused install leaves nothing behind.
-        if current is None and p["create_namespace"] and not check_mode:
+        if self.current is None and self.p["create_namespace"] and not self.check_mode:
             try:
-                made_namespace = create_namespace(client, ns)
+                self.made_namespace = create_namespace(client, ns)
             except KubeApiError as exc:
                 raise HelmError(f"release {name}: creating namespace {ns} failed: {exc.message}") from exc
         try:
-            problem = server_validate(client, ns, rendered)
+            problem = server_validate(client, ns, self.rendered)
         except Exception:
-            if made_namespace:  # best effort: the error that got here is the one to report
+            if self.made_namespace:  # best effort: the error that got here is the one to report
                 with contextlib.suppress(Exception):
                     delete_namespace(client, ns)
             raise
-        opts.disable_openapi_validation = problem is None
-        if problem and made_namespace:
+        self.opts.disable_openapi_validation = problem is None
+        if problem and self.made_namespace:
             problem += f" ({delete_namespace(client, ns)})"
         if problem:
             raise HelmError(
                 f"the API server rejects what release {name} would deploy, so nothing was deployed"
-                + (f" (revision {previous} still serves)" if previous else "")
+                + (f" (revision {self.previous} still serves)" if self.previous else "")
                 + f": {problem}",
                 extra={
-                    "changed": bool(recovered),
+                    "changed": bool(self.recovered),
                     "upgraded": False,
-                    "previous_revision": previous,
-                    "recovered": recovered,
+                    "previous_revision": self.previous,
+                    "recovered": self.recovered,
                 },
             )
 
-    result: dict = {
-        "changed": bool(recovered) or upgrade,
-        "upgraded": upgrade,
-        "recovered": recovered,
-        "previous_revision": previous,
-        "changes": cmp.summary(),
-        "workloads": workloads(rendered),
-        "release": summarize(current, name, ns),
-        "chart_info": chart_info(rendered["chart"]["metadata"]),
-        "compared": "render",
-    }
-    if diff:
-        result["diff"] = cmp.diffs
-    if not upgrade:
+    def upgrade(self, result: dict) -> dict:
+        """helm upgrade (in check mode: the revision it would make); on a failure, what it left
+        (the role rolls back to previous_revision when the failed upgrade left a revision)."""
+        helm, name, ns, recovered, history = self.helm, self.name, self.ns, self.recovered, self.history
+        upgrade_args = helm.upgrade_args(name, self.chart, self.values, self.opts, self.inline is not None)
+        result["command"] = " ".join(helm.base() + upgrade_args)
+        if self.check_mode:
+            # The revision the upgrade would create (after the rollback a recovery would add).
+            latest = (
+                0 if recovered and recovered["action"] == "uninstall" else (history[-1]["revision"] if history else 0)
+            )
+            latest += 1 if recovered and recovered["action"] == "rollback" else 0
+            result["release"] = dict(
+                result["release"], revision=latest + 1, status="deployed", chart=chart_id(self.rendered)["chart"]
+            )
+            return result
+        try:
+            made = helm.upgrade(name, self.chart, self.values, self.opts, self.inline)
+        except HelmError as exc:
+            after = self.records.latest_entry(name)
+            exc.msg = f"helm upgrade of release {name} in namespace {ns} failed: {exc.msg}"
+            exc.msg += adopt_hint(exc.msg)
+            if self.made_namespace and after is None:
+                # helm stopped before it recorded a revision (a CRD of crds/ refused, a conflicting
+                # object made since the render): nothing of the release exists, so the namespace
+                # made for the dry run goes too, as when the dry run refuses.
+                exc.msg += f" ({delete_namespace(self.client, ns)})"
+            exc.extra = {
+                "changed": bool(after) and (self.current is None or after["revision"] != self.current["version"]),
+                "upgraded": True,
+                "previous_revision": self.previous,
+                "release": summarize_entry(after, name, ns),
+                "recovered": recovered,
+                "changes": self.cmp.summary(),
+                "workloads": result["workloads"],
+            }
+            raise
+        result["release"] = summarize_entry(made or self.records.latest_entry(name), name, ns)
         return result
-    result["command"] = " ".join(helm.base() + helm.upgrade_args(name, chart, values, opts, inline is not None))
-    if check_mode:
-        # The revision the upgrade would create (after the rollback a recovery would add).
-        latest = 0 if recovered and recovered["action"] == "uninstall" else (history[-1]["revision"] if history else 0)
-        latest += 1 if recovered and recovered["action"] == "rollback" else 0
-        result["release"] = dict(
-            result["release"], revision=latest + 1, status="deployed", chart=chart_id(rendered)["chart"]
-        )
-        return result
-    try:
-        made = helm.upgrade(name, chart, values, opts, inline)
-    except HelmError as exc:
-        # The caller rolls back to previous_revision when the failed upgrade left a revision.
-        after = records.latest_entry(name)
-        exc.msg = f"helm upgrade of release {name} in namespace {ns} failed: {exc.msg}"
-        exc.msg += adopt_hint(exc.msg)
-        if made_namespace and after is None:
-            # helm stopped before it recorded a revision (a CRD of crds/ refused, a conflicting object
-            # made since the render): nothing of the release exists, so the namespace made for the dry
-            # run goes too, as when the dry run refuses.
-            exc.msg += f" ({delete_namespace(client, ns)})"
-        exc.extra = {
-            "changed": bool(after) and (current is None or after["revision"] != current["version"]),
-            "upgraded": True,
-            "previous_revision": previous,
-            "release": summarize_entry(after, name, ns),
-            "recovered": recovered,
-            "changes": cmp.summary(),
-            "workloads": result["workloads"],
-        }
-        raise
-    result["release"] = summarize_entry(made or records.latest_entry(name), name, ns)
-    return result
 
 
 ADOPT_HINT = (
