@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
+from ansible_collections.mybinder.deploy.plugins.module_utils import _chart_build as cb
 from ansible_collections.mybinder.deploy.plugins.module_utils import _helm as h
 from ansible_collections.mybinder.deploy.plugins.module_utils import _helm_manifests as hm
 from ansible_collections.mybinder.deploy.plugins.module_utils import _helm_values as hv
 from ansible_collections.mybinder.deploy.plugins.module_utils import _rollout as r
+from ansible_collections.mybinder.deploy.plugins.module_utils import _values_layers as vl
 from ansible_collections.mybinder.deploy.plugins.module_utils import _verify_namespace as vn
 from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import host_matches
-from ansible_collections.mybinder.deploy.plugins.modules import chart_build as cb
-from ansible_collections.mybinder.deploy.plugins.modules import values_layers as vl
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import describe_rollout
 
 # ------------------------------------------------------------------------------------------------
