@@ -198,50 +198,10 @@ stderr:
   type: str
 """
 
-from typing import Any
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
-from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
-    DEFAULT_PRIVATE_PATTERNS,
-    GitCryptCli,
-    GitCryptError,
-    Request,
-    ensure,
-    find_git_crypt,
-    load_key,
-    parse_mode,
-    validate_key_name,
-)
-
-
-def build_request(module: AnsibleModule) -> tuple[GitCryptCli, Request]:
-    p = module.params
-    git = module.get_bin_path("git")
-    if not git:
-        raise GitCryptError("git was not found on PATH: install git")
-    git_crypt = find_git_crypt(p["binary_path"], module.get_bin_path("git-crypt"))
-    if p["key_name"] is not None:
-        validate_key_name(p["key_name"])
-    key = None
-    key_file = None
-    if p["state"] == "unlocked":
-        key_file = p["key_file"]
-        if key_file is not None and not key_file.startswith("/"):
-            key_file = f"{p['path'].rstrip('/')}/{key_file}"
-        key = load_key(key_text=p["key"], key_file=key_file)
-    request = Request(
-        path=p["path"],
-        state=p["state"],
-        key=key,
-        key_name=p["key_name"],
-        force=p["force"],
-        private_file_patterns=p["private_file_patterns"],
-        private_file_mode=parse_mode(p["private_file_mode"]),
-        check_mode=module.check_mode,
-        key_file=key_file if p["state"] == "unlocked" else None,
-    )
-    return GitCryptCli(p["path"], git_crypt=git_crypt, git=git), request
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import DEFAULT_PRIVATE_PATTERNS
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt_run import run
 
 
 def main() -> None:
@@ -261,22 +221,7 @@ def main() -> None:
         required_if=[("state", "unlocked", ("key", "key_file"), True)],
         supports_check_mode=True,
     )
-    conclude(module, lambda: run(module))
-
-
-def run(module: AnsibleModule) -> dict[str, Any]:
-    """The repository in the state asked for, with the diff of its state."""
-    try:
-        cli, request = build_request(module)
-        result = ensure(cli, request)
-    except GitCryptError as exc:  # _git_crypt's own root, shaped as _errors.ModuleError (see there)
-        raise ModuleError(**exc.result()) from exc
-    if module._diff:
-        result["diff"] = {
-            "before": f"state: {result['state_before']}\n",
-            "after": f"state: {result['state']}\nreadable files: {len(result['decrypted'])}\n",
-        }
-    return result
+    conclude(module, lambda: run(module.params, module.check_mode, module._diff, module.get_bin_path))
 
 
 if __name__ == "__main__":

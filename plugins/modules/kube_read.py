@@ -87,13 +87,9 @@ api_found:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, conclude
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KUBE_CONNECTION_ARG_SPEC,
-    KubeApiError,
-    build_client,
-)
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import Resources, read
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_read import read_resources
 
 
 def main() -> None:
@@ -109,26 +105,6 @@ def main() -> None:
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     conclude(module, lambda: read_resources(module.params))
-
-
-def read_resources(p: dict[str, Any]) -> dict[str, Any]:
-    """The objects the parameters ask for (none when the API does not serve the kind)."""
-    try:
-        client = build_client(p, user_agent="mybinder.deploy/kube_read")
-        found, items = read(
-            client,
-            Resources(client),
-            p["api_version"],
-            p["kind"],
-            namespace=p["namespace"],
-            name=p["name"],
-            label_selector=",".join(p["label_selectors"]) or None,
-            field_selector=",".join(p["field_selectors"]) or None,
-            metadata_only=p["metadata_only"],
-        )
-    except KubeApiError as exc:
-        raise ModuleError(f"reading {p['kind']} failed: {exc}", status=exc.status) from exc
-    return {"changed": False, "api_found": found, "resources": items}
 
 
 if __name__ == "__main__":
