@@ -17,11 +17,12 @@ Errors: ``KubeError`` is the root (a ``_errors.ModuleError``); ``KubeConnectionE
 options lead to no usable client, ``KubeApiError`` is a non-2xx answer with its status and
 Status object.
 
-
 Modules of this collection take the same connection options as kubernetes.core's modules, with
-the same names and the same ``K8S_AUTH_*`` environment variables (``KUBECONFIG_ARG_SPEC`` below,
-documented once in the ``mybinder.deploy.kube_connection`` doc fragment), so a play can pass one
-set of connection variables to both.
+the same names and the same ``K8S_AUTH_*`` environment variables (``KUBE_CONNECTION_ARG_SPEC``
+below, documented once in the ``mybinder.deploy.kube_connection`` doc fragment), so a play can
+pass one set of connection variables to both; the modules that read the kubeconfig file
+themselves or hand it to helm take its two options alone (``KUBECONFIG_ARG_SPEC``, fragment
+``mybinder.deploy.kubeconfig``).
 
 Credentials are loaded by the kubernetes Python client (kubeconfig files and dicts, exec and
 token plugins, in-cluster service accounts). Requests then go through that client's own
