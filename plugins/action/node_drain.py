@@ -24,10 +24,10 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import on_controller
 
 display = Display()
 MODULE = "mybinder.deploy.node_drain"
-LOCAL = ("local", "ansible.builtin.local")
 
 
 class ActionModule(ActionBase):
@@ -38,8 +38,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
-        local = getattr(self._connection, "transport", "") in LOCAL and not self._play_context.become
-        if self._task.async_val or not local:
+        if not on_controller(self):
             result.update(
                 self._execute_module(
                     module_name=MODULE, module_args=args, task_vars=task_vars, wrap_async=bool(self._task.async_val)

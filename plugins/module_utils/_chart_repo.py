@@ -27,14 +27,8 @@ import urllib.parse
 from typing import Any
 
 from ansible.module_utils.urls import Request, make_context
-
-try:
-    import yaml
-
-    _Loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    yaml = None  # type: ignore[assignment]
-    _Loader = None
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import SAFE_LOADER, yaml
 
 _TLS_CONTEXT: ssl.SSLContext | None = None
 
@@ -62,7 +56,7 @@ STAND_IN_FOR = "mybinder.org/stand-in-for"
 DEFAULT_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "mybinder.deploy", "charts")
 
 
-class ChartRepoError(Exception):
+class ChartRepoError(ModuleError):
     pass
 
 
@@ -112,7 +106,7 @@ def index_entry(repo: str, name: str, version: str, cache_dir: str, timeout: flo
         body = resp.read()
         etag, modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
     try:
-        index = yaml.load(body, Loader=_Loader) or {}
+        index = yaml.load(body, Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise ChartRepoError(f"{url} is not a Helm repository index: {exc}") from exc
     entries = (index.get("entries") or {}).get(name) or []

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+
 Obj = Mapping[str, Any]
 
 DEFAULT_USER_POD_SELECTOR = "component in (singleuser-server,binderhub-build)"
@@ -49,7 +51,7 @@ SCALE_DOWN_DISABLED_ANNOTATION = "cluster-autoscaler.kubernetes.io/scale-down-di
 BUILD_COMPONENT = "binderhub-build"
 
 
-class DrainInputError(ValueError):
+class DrainInputError(ModuleError, ValueError):
     """Bad input: the message names the option, the problem and the fix."""
 
 

@@ -84,6 +84,11 @@ class GitCryptError(Exception):
         self.msg = msg
         self.details = details
 
+    def result(self) -> dict[str, object]:
+        """The keyword arguments of fail_json (as _errors.ModuleError.result, whose root this class
+        cannot share: tools/check-plaintext-secrets.py imports this file on its own)."""
+        return {"msg": self.msg, **self.details}
+
 
 class GitCryptCommandError(GitCryptError):
     """A git or git-crypt command failed. ``command`` is the exact argv (which never holds a key)."""
@@ -715,27 +720,25 @@ def signals_as_exceptions() -> Iterator[None]:
     def handler(signum: int, _frame: object) -> None:
         raise Interrupted(signum)
 
-    previous = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: nothing to install
-        pass
-    try:
+    with _signal_handlers((signal.SIGTERM, signal.SIGHUP), handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @contextlib.contextmanager
 def signals_ignored() -> Iterator[None]:
     """Let a rollback finish even if the operator presses Ctrl-C again."""
+    with _signal_handlers((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), signal.SIG_IGN):
+        yield
+
+
+@contextlib.contextmanager
+def _signal_handlers(signals: tuple[signal.Signals, ...], handler: object) -> Iterator[None]:
+    """``handler`` for ``signals`` while the block runs, the previous handlers again after it."""
     previous = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, signal.SIG_IGN)
-    except ValueError:
+        for sig in signals:
+            previous[sig] = signal.signal(sig, handler)  # type: ignore[arg-type]
+    except ValueError:  # not the main thread: nothing to install
         pass
     try:
         yield

@@ -21,9 +21,15 @@ import base64
 import gzip
 import json
 import os
-from typing import Any, Protocol
+from typing import Any
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError, history_entry, pick_entry
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
+    Helm,
+    HelmError,
+    ReleaseReader,
+    history_entry,
+    pick_entry,
+)
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import METADATA_LIST_ACCEPT
 
@@ -37,31 +43,13 @@ _DRIVERS = {
 }
 
 
-class Records(Protocol):
-    """What helm_release reads about a release (Helm itself satisfies it through the CLI)."""
-
-    def history(self, release: str, max_revisions: int = 64) -> list[dict[str, Any]]: ...
-
-    def release(
-        self,
-        release: str,
-        revision: int | None = None,
-        history: list[dict[str, Any]] | None = None,
-        values: bool = False,
-    ) -> dict[str, Any] | None: ...
-
-    def values(self, release: str, revision: int) -> dict[str, Any]: ...
-
-    def latest_entry(self, release: str) -> dict[str, Any] | None: ...
-
-
 def record_kind(helm: Helm) -> str | None:
     """The kind of object helm's storage driver keeps release records in (secrets, configmaps), or
     None for a driver this module does not read (sql, memory): HELM_DRIVER as helm would see it."""
     return _DRIVERS.get((helm.env or os.environ).get("HELM_DRIVER", "").strip().lower())
 
 
-def records_for(helm: Helm, client: KubeClient | None, namespace: str) -> Records:
+def records_for(helm: Helm, client: KubeClient | None, namespace: str) -> ReleaseReader:
     """The cluster reader when helm's storage driver is one it understands, the CLI otherwise."""
     kind = record_kind(helm)
     if client is None or kind is None:
@@ -143,7 +131,7 @@ def cluster_releases(client: KubeClient, kind: str = "secrets") -> list[dict[str
     return out
 
 
-class ClusterRecords:
+class ClusterRecords(ReleaseReader):
     """The same answers as Helm.history/release/values, from the storage objects."""
 
     def __init__(self, client: KubeClient, namespace: str, kind: str = "secrets") -> None:
@@ -191,16 +179,7 @@ class ClusterRecords:
                 raise HelmError(f"the record {name} of release {release} is not a helm release: {exc}") from exc
         return self._decoded[revision]
 
-    def release(
-        self,
-        release: str,
-        revision: int | None = None,
-        history: list[dict[str, Any]] | None = None,
-        values: bool = False,
-    ) -> dict[str, Any] | None:
-        entry = pick_entry(history if history is not None else self.history(release), revision)
-        if entry is None:
-            return None
+    def read(self, release: str, entry: dict[str, Any], values: bool) -> dict[str, Any]:
         rel = self.record(release, int(entry["revision"]))
         summary = history_entry(rel)
         out: dict[str, Any] = {

@@ -1,11 +1,28 @@
 # Copyright (c) mybinder.deploy developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A Kubernetes API client built from the connection options kubernetes.core uses (collection-private).
+"""The collection's one Kubernetes access layer (collection-private): connection, requests, JSON
+decoding, errors, and the operator's diagnostics.
+
+A client is made in one of two ways, and both give the same ``KubeClient``:
+
+- ``build_client(params)``: from the connection options kubernetes.core uses (below);
+- ``connect(kubeconfig, context)``: from a kubeconfig and a context, for the deploy's modules
+  (cluster_check, rollout_status, verify_namespace). Such a client knows which cluster it talks
+  to (``Target``) and turns every failure into a ``KubeError`` whose message says what is wrong
+  and what to do: unreachable API server, TLS with the wrong server, rejected or expired
+  credentials (the expiry of the client certificate is read from the kubeconfig), missing
+  context, a kubeconfig still encrypted by git-crypt (``explain``, ``explain_status``).
+
+Errors: ``KubeError`` is the root (a ``_errors.ModuleError``); ``KubeConnectionError`` says the
+options lead to no usable client, ``KubeApiError`` is a non-2xx answer with its status and
+Status object.
 
 Modules of this collection take the same connection options as kubernetes.core's modules, with
-the same names and the same ``K8S_AUTH_*`` environment variables (``KUBECONFIG_ARG_SPEC`` below,
-documented once in the ``mybinder.deploy.kube_connection`` doc fragment), so a play can pass one
-set of connection variables to both.
+the same names and the same ``K8S_AUTH_*`` environment variables (``KUBE_CONNECTION_ARG_SPEC``
+below, documented once in the ``mybinder.deploy.kube_connection`` doc fragment), so a play can
+pass one set of connection variables to both; the modules that read the kubeconfig file
+themselves or hand it to helm take its two options alone (``KUBECONFIG_ARG_SPEC``, fragment
+``mybinder.deploy.kubeconfig``).
 
 Credentials are loaded by the kubernetes Python client (kubeconfig files and dicts, exec and
 token plugins, in-cluster service accounts). Requests then go through that client's own
@@ -30,6 +47,8 @@ disk; where that is not available the kubernetes client is used.
 from __future__ import annotations
 
 import base64
+import datetime
+import importlib.util
 import json
 import os
 import ssl
@@ -37,6 +56,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError, Requirement
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import read_unlocked, yaml
+
+# Whether the library is there at all, without paying for its import (only non-plain
+# kubeconfig contexts need it; connect() imports it then).
+HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
+KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else "No module named 'kubernetes'"
+# The requirement of the modules that need the library up front (_errors.conclude checks it).
+KUBERNETES = Requirement(
+    HAS_KUBERNETES, "kubernetes", KUBERNETES_IMPORT_ERROR, url="https://pypi.org/project/kubernetes/"
+)
 
 
 def _import_kubernetes() -> Any:
@@ -80,23 +111,231 @@ KUBE_CONNECTION_ARG_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
-class KubeConnectionError(Exception):
+# The kubeconfig file and context alone, for the modules that read the file themselves (connect) or
+# hand it to helm: the names, aliases and environment variables of kubernetes.core.helm
+# (documented in the mybinder.deploy.kubeconfig doc fragment).
+KUBECONFIG_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "kubeconfig": {"type": "path", "aliases": ["kubeconfig_path"], "fallback": _env("K8S_AUTH_KUBECONFIG")},
+    "context": {"type": "str", "aliases": ["kube_context"], "fallback": _env("K8S_AUTH_CONTEXT")},
+}
+
+
+class KubeError(ModuleError):
+    """A Kubernetes access failure with a message meant for the operator. ``status`` is the HTTP
+    status when the API server answered."""
+
+    def __init__(self, msg: str, status: int | None = None) -> None:
+        super().__init__(msg)
+        self.status = status
+
+
+class KubeConnectionError(KubeError):
     """The connection options do not lead to a usable client."""
 
 
-class KubeApiError(Exception):
+class KubeApiError(KubeError):
     """A non-2xx answer. ``status`` is the HTTP code, ``body`` the decoded Status object (if any)."""
 
     def __init__(self, status: int, reason: str, body: dict[str, Any] | None, method: str, path: str) -> None:
-        self.status = status
         self.reason = reason
         self.body = body
         message = (body or {}).get("message") or reason or "no message"
         self.message = str(message)
-        super().__init__(f"{method} {path}: HTTP {status}: {self.message}")
+        super().__init__(f"{method} {path}: HTTP {status}: {self.message}", status)
 
     def has_cause(self, reason: str) -> bool:
         return any(c.get("reason") == reason for c in ((self.body or {}).get("details") or {}).get("causes") or [])
+
+
+# ---- connection: kubeconfig, context, credentials
+
+
+@dataclass
+class Target:
+    """Which cluster a kubeconfig and context point at (for messages)."""
+
+    kubeconfig: str
+    context: str
+    server: str
+    user: str
+
+
+def kubeconfig_path(kubeconfig: str | None) -> str:
+    if kubeconfig:
+        return os.path.expanduser(kubeconfig)
+    env = os.environ.get("KUBECONFIG", "")
+    return env.split(os.pathsep)[0] if env else os.path.expanduser("~/.kube/config")
+
+
+def read_kubeconfig(path: str) -> dict[str, Any]:
+    raw = read_unlocked(path, "kubeconfig", "unlock the secrets first (the secrets stage)", KubeError)
+    try:
+        data = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as exc:
+        raise KubeError(f"kubeconfig {path} is not valid YAML") from exc
+    if not isinstance(data, dict):
+        raise KubeError(f"kubeconfig {path} is not a kubeconfig (expected a mapping with clusters, users, contexts)")
+    return data
+
+
+def resolve(data: dict[str, Any], path: str, context: str | None) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+    """(context name, cluster entry, user entry, user name) of a kubeconfig."""
+    name = context or data.get("current-context") or ""
+    contexts = {c.get("name"): c.get("context") or {} for c in data.get("contexts") or []}
+    known = ", ".join(sorted(map(str, contexts))) or "none"
+    if not name:
+        raise KubeError(f"kubeconfig {path} has no current-context and no context was given (contexts: {known})")
+    if name not in contexts:
+        raise KubeError(f"context {name!r} is not in kubeconfig {path} (contexts: {known})")
+    ctx = contexts[name]
+    clusters = {c.get("name"): c.get("cluster") or {} for c in data.get("clusters") or []}
+    users = {u.get("name"): u.get("user") or {} for u in data.get("users") or []}
+    if ctx.get("cluster") not in clusters:
+        raise KubeError(
+            f"context {name!r} of kubeconfig {path} names cluster {ctx.get('cluster')!r}, "
+            "which the file does not define"
+        )
+    return name, clusters[ctx.get("cluster")], users.get(ctx.get("user"), {}), str(ctx.get("user") or "")
+
+
+def client_certificate(kubeconfig: str | None, context: str | None) -> dict[str, Any] | None:
+    """Validity of the client certificate the context authenticates with, or None when it uses none.
+    An expired client certificate makes the API server answer a bare 401."""
+    path = kubeconfig_path(kubeconfig)
+    data = read_kubeconfig(path)
+    _ctx_name, _cluster, user, user_name = resolve(data, path, context)
+    pem: bytes | None = None
+    source = ""
+    if user.get("client-certificate-data"):
+        pem = base64.b64decode(user["client-certificate-data"])
+        source = f"client-certificate-data of user {user_name} in {path}"
+    elif user.get("client-certificate"):
+        cert_path = user["client-certificate"]
+        if not os.path.isabs(cert_path):
+            cert_path = os.path.join(os.path.dirname(path), cert_path)
+        source = cert_path
+        try:
+            with open(cert_path, "rb") as fh:
+                pem = fh.read()
+        except OSError as exc:
+            raise KubeError(
+                f"client certificate {cert_path} (user {user_name} in {path}) cannot be read: {exc.strerror}"
+            ) from exc
+    if pem is None:
+        return None
+    try:
+        from cryptography import x509
+    except ImportError:
+        return {"source": source, "not_after": None, "days_left": None, "expired": None}
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise KubeError(f"the client certificate ({source}) is not a PEM certificate") from exc
+    not_after = cert.not_valid_after_utc
+    now = datetime.datetime.now(datetime.UTC)
+    return {
+        "source": source,
+        "not_after": not_after.isoformat(),
+        "days_left": int((not_after - now).total_seconds() // 86400),
+        "expired": not_after <= now,
+    }
+
+
+@dataclass
+class SimpleKubeconfig:
+    """A kubeconfig context that needs no plugin: server, CA, client certificate or static token."""
+
+    server: str
+    ca_file: str | None = None
+    ca_data: bytes | None = None
+    insecure: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
+    token: str | None = None
+
+
+_SIMPLE_CLUSTER_KEYS = {"server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify"}
+_SIMPLE_USER_KEYS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data", "token"}
+_DIRECT_OPTIONS = ("host", "api_key", "validate_certs", "ca_cert", "client_cert", "client_key", "proxy", "no_proxy")
+
+
+def _in_memory_file(data: bytes) -> str | None:
+    """A path to ``data`` that exists only in memory (Linux memfd, closed on exec so no child
+    process inherits it), or None where there is none."""
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    fd = os.memfd_create("mybinder-kube-credential", os.MFD_CLOEXEC)  # kept open for the life of the module
+    os.write(fd, data)
+    return f"/proc/self/fd/{fd}"
+
+
+def simple_credentials(cluster: Mapping[str, Any], user: Mapping[str, Any], base: str) -> SimpleKubeconfig | None:
+    """The server and credentials of a kubeconfig's cluster and user entries when they are the
+    plain kind (see the module docstring), else None: the kubernetes client must load them.
+    Relative file names are relative to ``base`` (the kubeconfig's directory)."""
+    if set(cluster) - _SIMPLE_CLUSTER_KEYS or set(user) - _SIMPLE_USER_KEYS:
+        return None
+    if not str(cluster.get("server", "")).startswith("https://"):
+        return None
+    has_cert = bool(user.get("client-certificate-data") or user.get("client-certificate"))
+    if has_cert != bool(user.get("client-key-data") or user.get("client-key")):
+        return None  # a certificate without its key, or the reverse: the library names the problem
+
+    def path_of(value: Any) -> str:
+        return str(value) if os.path.isabs(str(value)) else os.path.join(base, str(value))
+
+    def credential(data_key: str, file_key: str) -> str | None:
+        if user.get(data_key):
+            return _in_memory_file(base64.b64decode(user[data_key]))
+        return path_of(user[file_key]) if user.get(file_key) else None
+
+    out = SimpleKubeconfig(server=str(cluster["server"]), insecure=bool(cluster.get("insecure-skip-tls-verify")))
+    if cluster.get("certificate-authority-data"):
+        out.ca_data = base64.b64decode(cluster["certificate-authority-data"])
+    elif cluster.get("certificate-authority"):
+        out.ca_file = path_of(cluster["certificate-authority"])
+    if user.get("token"):
+        out.token = str(user["token"])
+    if has_cert:
+        out.cert_file = credential("client-certificate-data", "client-certificate")
+        out.key_file = credential("client-key-data", "client-key") if out.cert_file else None
+        if not out.key_file:
+            return None  # no memfd on this system
+    return out
+
+
+def simple_kubeconfig(params: Mapping[str, Any]) -> SimpleKubeconfig | None:
+    """simple_credentials of the context the connection options select, or None when the options
+    or the kubeconfig need the kubernetes client (options given directly, merged files, errors)."""
+    if any(params.get(option) not in (None, "") for option in _DIRECT_OPTIONS):
+        return None
+    kubeconfig = params.get("kubeconfig")
+    base = os.getcwd()
+    if isinstance(kubeconfig, Mapping):
+        config: Any = kubeconfig
+    else:
+        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        if os.pathsep in str(path) or not os.path.isfile(str(path)):
+            return None  # merged kubeconfigs, in-cluster: the library's job
+        base = os.path.dirname(os.path.abspath(str(path)))
+        if yaml is None:
+            return None
+        try:
+            with open(str(path), encoding="utf-8") as fh:
+                config = yaml.safe_load(fh)
+        except (OSError, ValueError):
+            return None
+    try:
+        name = params.get("context") or config.get("current-context")
+        context = next(c["context"] for c in config.get("contexts") or [] if c.get("name") == name)
+        cluster = next(c["cluster"] for c in config.get("clusters") or [] if c.get("name") == context.get("cluster"))
+        user = next(u.get("user") or {} for u in config.get("users") or [] if u.get("name") == context.get("user"))
+    except (StopIteration, AttributeError, KeyError, TypeError):
+        return None  # the library says precisely what is wrong
+    return simple_credentials(cluster, user, base)
+
+
+# ---- transports
 
 
 def _configuration(params: Mapping[str, Any]) -> Any:
@@ -221,12 +460,23 @@ class Urllib3Transport:
         return response.status, response.reason or "", response.data
 
 
-class KubeClient:
-    """JSON in, JSON out. Thread safe (urllib3 pool)."""
+# ---- the client
 
-    def __init__(self, transport: LibraryTransport | Urllib3Transport, request_timeout: float = 60.0) -> None:
+
+class KubeClient:
+    """JSON in, JSON out. Thread safe (urllib3 pool). With a ``target`` (a client made by
+    ``connect``), every failure is a KubeError explained for the operator; without one, a refusal
+    is a KubeApiError and a transport failure is raised as the transport raised it."""
+
+    def __init__(
+        self,
+        transport: LibraryTransport | Urllib3Transport,
+        request_timeout: float = 60.0,
+        target: Target | None = None,
+    ) -> None:
         self.transport = transport
         self.request_timeout = request_timeout
+        self.target = target
 
     @property
     def host(self) -> str:
@@ -236,6 +486,10 @@ class KubeClient:
     def direct(self) -> bool:
         """True when requests bypass the kubernetes client (simple_kubeconfig)."""
         return isinstance(self.transport, Urllib3Transport)
+
+    def plain(self) -> KubeClient:
+        """The same connection, with the API's own errors (KubeApiError) instead of explained ones."""
+        return KubeClient(self.transport, self.request_timeout)
 
     def request(
         self,
@@ -252,18 +506,42 @@ class KubeClient:
         if body is not None:
             headers["Content-Type"] = content_type
         query_params = [(k, v) for k, v in (query or {}).items() if v is not None]
-        status, reason, data = self.transport.send(
-            method, path, query_params, headers, body, timeout or self.request_timeout
-        )
+        try:
+            status, reason, data = self.transport.send(
+                method, path, query_params, headers, body, timeout or self.request_timeout
+            )
+        except KubeApiError as exc:  # refused by the server (library path) or not reached (direct path)
+            if self.target is None:
+                raise
+            cause = exc if exc.status else (exc.__cause__ or exc)
+            raise KubeError(explain(cause, self.target), exc.status or None) from exc
+        except Exception as exc:
+            if self.target is not None and (isinstance(exc, OSError) or _is_urllib3_error(exc)):
+                raise KubeError(explain(exc, self.target)) from exc
+            raise
         decoded: Any = None
         if data:
             try:
                 decoded = json.loads(data)
             except ValueError:
-                decoded = {"message": data[:500].decode("utf-8", "replace")}
+                decoded = {"message": data[: 300 if self.target else 500].decode("utf-8", "replace")}
         if not 200 <= status <= 299:
+            if self.target is not None:
+                raise KubeError(explain_status(status, reason, decoded, self.target), status)
             raise KubeApiError(status, reason, decoded if isinstance(decoded, dict) else None, method, path)
         return decoded
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query)
+
+    def get_or_none(self, path: str, **query: Any) -> Any:
+        """The object, or None when the API server answers 404."""
+        try:
+            return self.get(path, **query)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def list_items(
         self, path: str, *, page_size: int = 500, accept: str = "application/json", **query: Any
@@ -277,99 +555,48 @@ class KubeClient:
             if not token:
                 return
 
-
-@dataclass
-class SimpleKubeconfig:
-    """A kubeconfig context that needs no plugin: server, CA, client certificate or static token."""
-
-    server: str
-    ca_file: str | None = None
-    ca_data: bytes | None = None
-    insecure: bool = False
-    cert_file: str | None = None
-    key_file: str | None = None
-    token: str | None = None
+    def items(self, path: str, **query: Any) -> list[dict[str, Any]]:
+        """Every item of a list, as a list."""
+        return list(self.list_items(path, **query))
 
 
-_SIMPLE_CLUSTER_KEYS = {"server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify"}
-_SIMPLE_USER_KEYS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data", "token"}
-_DIRECT_OPTIONS = ("host", "api_key", "validate_certs", "ca_cert", "client_cert", "client_key", "proxy", "no_proxy")
-
-
-def _in_memory_file(data: bytes) -> str | None:
-    """A path to ``data`` that exists only in memory (Linux memfd, closed on exec so no child
-    process inherits it), or None where there is none."""
-    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
-        return None
-    fd = os.memfd_create("mybinder-kube-credential", os.MFD_CLOEXEC)  # kept open for the life of the module
-    os.write(fd, data)
-    return f"/proc/self/fd/{fd}"
-
-
-def simple_credentials(cluster: Mapping[str, Any], user: Mapping[str, Any], base: str) -> SimpleKubeconfig | None:
-    """The server and credentials of a kubeconfig's cluster and user entries when they are the
-    plain kind (see the module docstring), else None: the kubernetes client must load them.
-    Relative file names are relative to ``base`` (the kubeconfig's directory)."""
-    if set(cluster) - _SIMPLE_CLUSTER_KEYS or set(user) - _SIMPLE_USER_KEYS:
-        return None
-    if not str(cluster.get("server", "")).startswith("https://"):
-        return None
-    has_cert = bool(user.get("client-certificate-data") or user.get("client-certificate"))
-    if has_cert != bool(user.get("client-key-data") or user.get("client-key")):
-        return None  # a certificate without its key, or the reverse: the library names the problem
-
-    def path_of(value: Any) -> str:
-        return str(value) if os.path.isabs(str(value)) else os.path.join(base, str(value))
-
-    def credential(data_key: str, file_key: str) -> str | None:
-        if user.get(data_key):
-            return _in_memory_file(base64.b64decode(user[data_key]))
-        return path_of(user[file_key]) if user.get(file_key) else None
-
-    out = SimpleKubeconfig(server=str(cluster["server"]), insecure=bool(cluster.get("insecure-skip-tls-verify")))
-    if cluster.get("certificate-authority-data"):
-        out.ca_data = base64.b64decode(cluster["certificate-authority-data"])
-    elif cluster.get("certificate-authority"):
-        out.ca_file = path_of(cluster["certificate-authority"])
-    if user.get("token"):
-        out.token = str(user["token"])
-    if has_cert:
-        out.cert_file = credential("client-certificate-data", "client-certificate")
-        out.key_file = credential("client-key-data", "client-key") if out.cert_file else None
-        if not out.key_file:
-            return None  # no memfd on this system
-    return out
-
-
-def simple_kubeconfig(params: Mapping[str, Any]) -> SimpleKubeconfig | None:
-    """simple_credentials of the context the connection options select, or None when the options
-    or the kubeconfig need the kubernetes client (options given directly, merged files, errors)."""
-    if any(params.get(option) not in (None, "") for option in _DIRECT_OPTIONS):
-        return None
-    kubeconfig = params.get("kubeconfig")
-    base = os.getcwd()
-    if isinstance(kubeconfig, Mapping):
-        config: Any = kubeconfig
-    else:
-        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        if os.pathsep in str(path) or not os.path.isfile(str(path)):
-            return None  # merged kubeconfigs, in-cluster: the library's job
-        base = os.path.dirname(os.path.abspath(str(path)))
+def connect(kubeconfig: str | None, context: str | None, timeout: float = 15.0) -> KubeClient:
+    """A client for the kubeconfig/context, failing fast (no retries) when unreachable."""
+    path = kubeconfig_path(kubeconfig)
+    data = read_kubeconfig(path)
+    ctx_name, cluster, user, user_name = resolve(data, path, context)
+    target = Target(kubeconfig=path, context=ctx_name, server=str(cluster.get("server", "")), user=user_name)
+    base = os.path.dirname(os.path.abspath(path))
+    simple = simple_credentials(cluster, user, base)
+    if simple is not None:
         try:
-            import yaml
+            return KubeClient(Urllib3Transport(simple, 4, "mybinder.deploy"), timeout, target)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise KubeError(f"kubeconfig {path} (context {ctx_name}) cannot be used: {exc}") from exc
+    if not HAS_KUBERNETES:
+        raise KubeError(
+            f"kubeconfig {path} (context {ctx_name}) needs the kubernetes Python library (its user is not a plain "
+            "certificate or token): install it into the Python that runs the modules (pip install kubernetes)"
+        )
+    from kubernetes.client.api_client import ApiClient
+    from kubernetes.client.configuration import Configuration
+    from kubernetes.config import kube_config
+    from kubernetes.config.config_exception import ConfigException
 
-            with open(str(path), encoding="utf-8") as fh:
-                config = yaml.safe_load(fh)
-        except (ImportError, OSError, ValueError):
-            return None
+    cfg = Configuration()
     try:
-        name = params.get("context") or config.get("current-context")
-        context = next(c["context"] for c in config.get("contexts") or [] if c.get("name") == name)
-        cluster = next(c["cluster"] for c in config.get("clusters") or [] if c.get("name") == context.get("cluster"))
-        user = next(u.get("user") or {} for u in config.get("users") or [] if u.get("name") == context.get("user"))
-    except (StopIteration, AttributeError, KeyError, TypeError):
-        return None  # the library says precisely what is wrong
-    return simple_credentials(cluster, user, base)
+        # Python's ssl module loads client certificates from files only, so the client writes
+        # embedded certificate and key data to temporary files (0600, removed at exit). Put them
+        # next to the kubeconfig - inside the repository's secret tree when the kubeconfig is a
+        # secret - instead of the system's temporary directory.
+        loader = kube_config.KubeConfigLoader(
+            config_dict=data, active_context=ctx_name, config_base_path=base, temp_file_path=base
+        )
+        loader.load_and_set(cfg)
+    except (ConfigException, ValueError, OSError) as exc:
+        raise KubeError(f"kubeconfig {path} (context {ctx_name}) cannot be used: {exc}") from exc
+    cfg.retries = 0
+    return KubeClient(LibraryTransport(ApiClient(configuration=cfg)), timeout, target)
 
 
 def build_client(params: Mapping[str, Any], *, pool_size: int = 10, user_agent: str | None = None) -> KubeClient:
@@ -401,3 +628,57 @@ def connection_params_from_env() -> dict[str, Any]:
             if var in os.environ:
                 params[name] = os.environ[var]
     return params
+
+
+# ---- operator diagnostics
+
+
+def _is_urllib3_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("urllib3")
+
+
+def explain_status(status: int, reason: str, body: Any, target: Target) -> str:
+    where = f"the Kubernetes API at {target.server} (context {target.context} in {target.kubeconfig})"
+    message = (body or {}).get("message") if isinstance(body, dict) else None
+    if status == 401:
+        msg = f"{where} rejected the credentials of user {target.user} (401 Unauthorized)"
+        try:
+            cert = client_certificate(target.kubeconfig, target.context)
+        except KubeError:
+            cert = None
+        if cert and cert.get("expired"):
+            return msg + f": its client certificate expired on {cert['not_after']}; get a new kubeconfig"
+        return msg + ": the token or certificate is not (or no longer) valid for this cluster; get fresh credentials"
+    if status == 403:
+        return f"{where} answered 403 Forbidden for user {target.user}: {message or reason}"
+    return f"{where} answered {status} {reason}: {message or ''}".rstrip(": ")
+
+
+def explain(exc: BaseException, target: Target) -> str:
+    """An operator-facing message for a failure: an HTTP status, or a transport error."""
+    where = f"the Kubernetes API at {target.server} (context {target.context} in {target.kubeconfig})"
+    if isinstance(exc, KubeApiError) and exc.status:
+        return explain_status(exc.status, exc.reason, exc.body, target)
+    inner: BaseException | None = exc
+    if type(exc).__name__ == "MaxRetryError":  # urllib3 wraps the real error (library path)
+        inner = getattr(exc, "reason", None) or exc
+    if type(inner).__name__ == "SSLError" or isinstance(inner, ssl.SSLError):
+        return (
+            f"TLS with {where} failed: {inner} "
+            "(wrong certificate-authority in the kubeconfig, or another server at that address)"
+        )
+    return f"cannot reach {where}: {short(inner)}. Is the cluster running, and the address right?"
+
+
+def short(exc: BaseException | None) -> str:
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "No route to host",
+        "Temporary failure in name resolution",
+    ):
+        if marker in text:
+            return marker.lower()
+    return text

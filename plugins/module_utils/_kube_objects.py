@@ -17,6 +17,7 @@ import json
 import time
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, KubeClient
 
 # Fields the API server writes on every change, or that say nothing about the desired state.
@@ -26,7 +27,7 @@ METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s
 METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
-class KubeObjectError(Exception):
+class KubeObjectError(ModuleError):
     pass
 
 
@@ -142,7 +143,7 @@ def _placed(resources: Resources, obj: dict[str, Any], namespace: str) -> tuple[
 
 def dry_run_apply(client: KubeClient, resources: Resources, obj: dict[str, Any], namespace: str) -> str | None:
     """None when the server accepts obj as a server-side apply, or else as a replacement of the
-    live object; the server's message otherwise (see _helm.server_validate)."""
+    live object; the server's message otherwise (see _helm_validate.server_validate)."""
     body, base = _placed(resources, obj, namespace)
     path = f"{base}/{body['metadata'].get('name', '')}"
     query = {"fieldManager": "mybinder-deploy-validate", "force": "true", "dryRun": "All"}

@@ -16,9 +16,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube import Kube
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient, connect
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+# The options of a module that its action plugin runs in rounds (plugin_utils/_rounds.py),
+# documented in the mybinder.deploy.attributes.rounds doc fragment.
+ROUNDS_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "progress_interval": {"type": "int", "default": 10},
+    "wait_seconds": {"type": "float"},
+    "fail_on_timeout": {"type": "bool", "default": True},
+}
 
 
 @dataclass
@@ -46,10 +55,7 @@ def deployment_state(obj: dict[str, Any]) -> State:
             f"{old} old replica{'s' if old > 1 else ''} still to be replaced "
             f"({status.get('availableReplicas', 0)} of {want} available)",
         )
-    available = status.get("availableReplicas", 0)
-    if available < updated:
-        return State(False, f"{available} of {updated} updated replicas available")
-    return State(True, f"{available} of {want} replicas available")
+    return availability(status.get("availableReplicas", 0), updated, want, "replicas")
 
 
 def daemonset_state(obj: dict[str, Any]) -> State:
@@ -62,10 +68,14 @@ def daemonset_state(obj: dict[str, Any]) -> State:
     updated = status.get("updatedNumberScheduled", 0)
     if updated < desired:
         return State(False, f"{updated} of {desired} pods updated")
-    available = status.get("numberAvailable", 0)
-    if available < desired:
-        return State(False, f"{available} of {desired} updated pods available")
-    return State(True, f"{available} of {desired} pods available")
+    return availability(status.get("numberAvailable", 0), desired, desired, "pods")
+
+
+def availability(available: int, updated: int, want: int, what: str) -> State:
+    """The last step of a rollout: every updated replica (or pod) available."""
+    if available < updated:
+        return State(False, f"{available} of {updated} updated {what} available")
+    return State(True, f"{available} of {want} {what} available")
 
 
 def statefulset_state(obj: dict[str, Any]) -> State:
@@ -158,7 +168,7 @@ def describe_event(ev: dict[str, Any]) -> str:
 class Watcher:
     """Reads the workloads of a rollout and judges them."""
 
-    kube: Kube
+    kube: KubeClient
     objects: list[dict[str, str]]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -274,3 +284,64 @@ def wait(watcher: Watcher, seconds: float, interval: float = 1.0) -> dict[str, d
         if time.monotonic() + pause > deadline:
             return res
         time.sleep(pause)
+
+
+# ---- the rollout_status runner
+
+
+def rollout_status(p: dict[str, Any]) -> dict[str, Any]:
+    """One run of rollout_status with its module parameters: the result once every workload is
+    ready or the round is over, or a ModuleError naming what failed or did not finish in time."""
+    t0 = time.monotonic()
+    watcher = Watcher(kube=connect(p["kubeconfig"], p["context"]), objects=[])
+    if p["objects"] is not None:
+        objs = []
+        for o in p["objects"]:
+            if o.get("kind") in KINDS:
+                if not o.get("name") or not o.get("namespace"):
+                    raise ModuleError(f"each entry of objects needs kind, namespace and name; got {o!r}")
+                objs.append({"kind": o["kind"], "namespace": o["namespace"], "name": o["name"]})
+        watcher.objects = objs
+    else:
+        watcher.objects = [
+            {"kind": kind, "namespace": p["namespace"], "name": item["metadata"]["name"]}
+            for kind in KINDS
+            for item in watcher.list_kind(kind, p["namespace"])
+        ]
+    seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
+    res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
+    ready = sorted(k for k, r in res.items() if r["done"])
+    pending = [
+        {"kind": r["kind"], "namespace": r["namespace"], "name": r["name"], "message": r["message"]}
+        for k, r in sorted(res.items())
+        if not r["done"]
+    ]
+    result = {
+        "changed": False,
+        "done": not pending,
+        "ready": ready,
+        "pending": pending,
+        "elapsed": round(time.monotonic() - t0, 1),
+    }
+    broken = [k for k, r in res.items() if r["failed"]]
+    if pending and (broken or p["fail_on_timeout"]):
+        failed = [watcher.explain(key(x["kind"], x["namespace"], x["name"]), p["events"]) for x in pending]
+        result["failed"] = failed
+        why = "failed" if broken else f"did not finish within {p['timeout']} s"
+        raise ModuleError(
+            f"rollout of {len(pending)} of {len(res)} workloads {why}:\n" + format_failures(failed), **result
+        )
+    return result
+
+
+def format_failures(failed: list[dict]) -> str:
+    lines = []
+    for f in failed:
+        lines.append(f"- {f['kind']} {f['namespace']}/{f['name']}: {f['message']}")
+        lines.extend(f"    {p}" for p in f["pods"][:5])
+        if len(f["pods"]) > 5:
+            lines.append(f"    ... and {len(f['pods']) - 5} more pods not ready")
+        if f["events"]:
+            lines.append("    recent events:")
+            lines.extend(f"      {e}" for e in f["events"])
+    return "\n".join(lines)

@@ -18,14 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER
-
-YAML_IMPORT_ERROR: str | None
-try:
-    import yaml
-except ImportError as exc:  # reported by the module with missing_required_lib()
-    YAML_IMPORT_ERROR = str(exc)
-else:
-    YAML_IMPORT_ERROR = None
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
 
 WHOLE_FILE = "(whole file)"
 

@@ -22,6 +22,9 @@ import ssl
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import HEADER as GITCRYPT_HEADER
+
 CRYPTOGRAPHY_IMPORT_ERROR: str | None
 try:
     from cryptography import x509
@@ -35,10 +38,9 @@ else:
 
 SECONDS_PER_DAY = 86400
 DEFAULT_MIN_DAYS = 21
-GITCRYPT_HEADER = b"\x00GITCRYPT\x00"
 
 
-class TLSCheckError(Exception):
+class TLSCheckError(ModuleError):
     """A failure that prevents describing the certificate at all (no connection, no handshake,
     unreadable file). ``unreachable`` is true when nothing answered on the address."""
 

@@ -22,7 +22,7 @@ import re
 import tarfile
 from typing import Any
 
-import yaml
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import yaml
 
 _HEADER = "values don't meet the specifications of the schema(s) in the following chart(s):"
 _CHART = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*):\s*$")

@@ -19,33 +19,14 @@ description:
   - kubernetes.core.k8s_cluster_info reports the version too, but discovers every API group first (slow) and
     turns an expired certificate or an unreachable server into a generic client error.
   - Read-only.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
   - cryptography (to read client certificate dates)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-  idempotent:
-    description: Only reads.
-    support: full
+  - mybinder.deploy.module
+  - mybinder.deploy.attributes.read_only
+  - mybinder.deploy.kubeconfig
 options:
-  kubeconfig:
-    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
   timeout:
     description: Seconds to wait for the API server to answer.
     type: int
@@ -101,87 +82,22 @@ client_certificate:
   sample: {source: /path/admin.crt, not_after: "2026-01-01T00:00:00+00:00", days_left: 200, expired: false}
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeError,
-    client_certificate,
-    connect,
-    kubeconfig_path,
-    read_kubeconfig,
-    resolve,
-)
-
-
-def run(module: AnsibleModule) -> dict:
-    p = module.params
-    # Judge the client certificate before connecting: an expired one gets a bare 401, and the
-    # client would write its embedded key to a temporary file first.
-    path = kubeconfig_path(p["kubeconfig"])
-    context, cluster, _user, user = resolve(read_kubeconfig(path), path, p["context"])
-    cert = client_certificate(p["kubeconfig"], p["context"])
-    if cert and cert.get("expired"):
-        raise KubeError(
-            f"the client certificate of user {user} ({cert['source']}) expired on {cert['not_after']}: "
-            f"the cluster {cluster.get('server', '')} will refuse it. Get a new kubeconfig for context {context} "
-            "(for a kubeconfig kept in the secret repository: regenerate it on the cluster and commit the new one)"
-        )
-    kube = connect(p["kubeconfig"], p["context"], timeout=p["timeout"])
-    target = kube.target
-    if cert and cert.get("days_left") is not None and cert["days_left"] < p["min_certificate_days"]:
-        module.warn(
-            f"the client certificate of user {target.user} ({cert['source']}) expires in {cert['days_left']} days "
-            f"({cert['not_after']}): renew it before deploys start failing"
-        )
-    version = kube.get("/version")
-    user = ""
-    try:
-        review = kube.request(
-            "POST",
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
-        )
-        user = ((review.get("status") or {}).get("userInfo") or {}).get("username", "")
-    except KubeError as exc:
-        if exc.status != 404:
-            raise
-        # Servers before 1.28 have no SelfSubjectReview: any authenticated read proves the credentials.
-        kube.get("/api/v1/namespaces", limit=1)
-    return {
-        "changed": False,
-        "server": target.server,
-        "context": target.context,
-        "server_version": version.get("gitVersion", ""),
-        "version": version,
-        "user": user,
-        "client_certificate": cert,
-    }
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._cluster_check import run
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC, KUBERNETES
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
             "timeout": {"type": "int", "default": 10},
             "min_certificate_days": {"type": "int", "default": 14},
         },
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes", url="https://pypi.org/project/kubernetes/"),
-            exception=KUBERNETES_IMPORT_ERROR,
-        )
-    try:
-        module.exit_json(**run(module))
-    except KubeError as exc:
-        module.fail_json(msg=str(exc))
+    conclude(module, lambda: run(module.params, module.warn), KUBERNETES)
 
 
 if __name__ == "__main__":

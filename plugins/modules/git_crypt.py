@@ -28,13 +28,11 @@ description:
     and service-account JSON) get mode O(private_file_mode).
   - Repairs a half-finished unlock done with the same key (files still encrypted or missing) when the only
     modified files are the ones git-crypt left behind.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - git
   - git-crypt >= 0.7.0 (reads keys from standard input)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: full
@@ -44,8 +42,6 @@ attributes:
   diff_mode:
     support: full
     details: The diff shows the repository state and the number of readable files before and after.
-  platform:
-    platforms: posix
   idempotent:
     description: Running the module again with the same options reports no change and touches no file.
     support: full
@@ -203,46 +199,9 @@ stderr:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
-    DEFAULT_PRIVATE_PATTERNS,
-    GitCryptCli,
-    GitCryptError,
-    Request,
-    ensure,
-    find_git_crypt,
-    load_key,
-    parse_mode,
-    validate_key_name,
-)
-
-
-def build_request(module: AnsibleModule) -> tuple[GitCryptCli, Request]:
-    p = module.params
-    git = module.get_bin_path("git")
-    if not git:
-        raise GitCryptError("git was not found on PATH: install git")
-    git_crypt = find_git_crypt(p["binary_path"], module.get_bin_path("git-crypt"))
-    if p["key_name"] is not None:
-        validate_key_name(p["key_name"])
-    key = None
-    key_file = None
-    if p["state"] == "unlocked":
-        key_file = p["key_file"]
-        if key_file is not None and not key_file.startswith("/"):
-            key_file = f"{p['path'].rstrip('/')}/{key_file}"
-        key = load_key(key_text=p["key"], key_file=key_file)
-    request = Request(
-        path=p["path"],
-        state=p["state"],
-        key=key,
-        key_name=p["key_name"],
-        force=p["force"],
-        private_file_patterns=p["private_file_patterns"],
-        private_file_mode=parse_mode(p["private_file_mode"]),
-        check_mode=module.check_mode,
-        key_file=key_file if p["state"] == "unlocked" else None,
-    )
-    return GitCryptCli(p["path"], git_crypt=git_crypt, git=git), request
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import DEFAULT_PRIVATE_PATTERNS
+from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt_run import run
 
 
 def main() -> None:
@@ -262,17 +221,7 @@ def main() -> None:
         required_if=[("state", "unlocked", ("key", "key_file"), True)],
         supports_check_mode=True,
     )
-    try:
-        cli, request = build_request(module)
-        result = ensure(cli, request)
-    except GitCryptError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    if module._diff:
-        result["diff"] = {
-            "before": f"state: {result['state_before']}\n",
-            "after": f"state: {result['state']}\nreadable files: {len(result['decrypted'])}\n",
-        }
-    module.exit_json(**result)
+    conclude(module, lambda: run(module.params, module.check_mode, module._diff, module.get_bin_path))
 
 
 if __name__ == "__main__":

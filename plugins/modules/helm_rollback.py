@@ -14,54 +14,26 @@ description:
     C(deployed) and has the same manifest, hooks and values as O(revision), in which case nothing changes.
   - Used by the M(mybinder.deploy.helm_release) callers to go back to the revision that served before a failed
     upgrade or rollout. kubernetes.core has no module for C(helm rollback).
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
+  - mybinder.deploy.kubeconfig
+  - mybinder.deploy.helm_release
 attributes:
   check_mode:
     support: full
     details: Reports whether a rollback would run.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Rolling back to the revision already serving changes nothing.
     support: full
 options:
-  name:
-    description: Release name.
-    type: str
-    required: true
-    aliases: [release_name]
-  namespace:
-    description: Namespace of the release.
-    type: str
-    required: true
-    aliases: [release_namespace]
   revision:
     description: Revision to go back to.
     type: int
     required: true
-  timeout:
-    description: Time helm may spend on each Kubernetes operation and on hooks, as a Go duration.
-    type: str
-    default: 5m
-  binary_path:
-    description: The helm binary; found on E(PATH) when not set.
-    type: path
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else helm's default (E(KUBECONFIG), C(~/.kube/config)).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
 seealso:
   - module: mybinder.deploy.helm_release
 """
@@ -99,95 +71,29 @@ workloads:
   sample: [{kind: Deployment, namespace: prod, name: hub}]
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
-    HAS_YAML,
-    YAML_IMPORT_ERROR,
-    Helm,
-    HelmError,
-    release_objects,
-    valid_duration,
-    workloads,
-)
-
-
-def run(module: AnsibleModule) -> dict:
-    p = module.params
-    name, ns, target = p["name"], p["namespace"], p["revision"]
-    if not valid_duration(p["timeout"]):
-        module.fail_json(
-            msg=f"timeout={p['timeout']!r} is not a duration helm understands; write it like 5m, 90s or 1h30m"
-        )
-    helm = Helm(
-        binary=p["binary_path"] or module.get_bin_path("helm", required=True),
-        kubeconfig=p["kubeconfig"],
-        context=p["context"],
-        namespace=ns,
-    )
-    history = helm.history(name)
-    current = helm.release(name, history=history, values=True)
-    if current is None:
-        raise HelmError(f"release {name} does not exist in namespace {ns}: there is nothing to roll back")
-    wanted = helm.release(name, revision=target, history=history, values=True)
-    if wanted is None:
-        raise HelmError(
-            f"release {name} in namespace {ns} has no revision {target} (see `helm history {name} -n {ns}`)"
-        )
-    same = (
-        current["info"]["status"] == "deployed"
-        and release_objects(current) == release_objects(wanted)
-        and (current.get("config") or {}) == (wanted.get("config") or {})
-    )
-    if same:
-        return {
-            "changed": False,
-            "revision": int(current["version"]),
-            "rolled_back_to": target,
-            "workloads": workloads(wanted),
-        }
-    cmd = [*helm.base(), "rollback", name, str(target), "--cleanup-on-fail", "--timeout", p["timeout"]]
-    if module.check_mode:
-        return {
-            "changed": True,
-            "revision": int(current["version"]) + 1,
-            "rolled_back_to": target,
-            "command": " ".join(cmd),
-            "workloads": workloads(wanted),
-        }
-    helm.rollback(name, target, timeout=p["timeout"])
-    after = (helm.history(name, max_revisions=1) or [{}])[-1]
-    return {
-        "changed": True,
-        "revision": int(after.get("revision") or 0),
-        "rolled_back_to": target,
-        "command": " ".join(cmd),
-        "workloads": workloads(wanted),
-    }
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import RELEASE_ARG_SPEC, rollback_release
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True, "aliases": ["release_name"]},
-            "namespace": {"type": "str", "required": True, "aliases": ["release_namespace"]},
+            **RELEASE_ARG_SPEC,
             "revision": {"type": "int", "required": True},
-            "timeout": {"type": "str", "default": "5m"},
-            "binary_path": {"type": "path"},
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
         },
         supports_check_mode=True,
     )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
-    try:
-        module.exit_json(**run(module))
-    except HelmError as exc:
-        module.fail_json(**exc.result())
+    conclude(
+        module,
+        lambda: rollback_release(
+            module.params, module.check_mode, lambda name: module.get_bin_path(name, required=True)
+        ),
+        PYYAML,
+    )
 
 
 if __name__ == "__main__":

@@ -21,22 +21,10 @@ description:
   - Sets the fact C(ingress_placement) (the same as RV(placement)).
   - Why a module and not tasks - the reads and checks were nine tasks of Jinja over the API's lists; one run in
     Ansible's worker process reads both lists on one connection.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kube_connection
-attributes:
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-  idempotent:
-    description: Only reads.
-    support: full
+  - mybinder.deploy.attributes.read_only
 options:
   namespace:
     description: Namespace of the controller's pods.
@@ -126,104 +114,12 @@ nodes:
   elements: str
 """
 
-import json
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KUBE_CONNECTION_ARG_SPEC,
-    KubeApiError,
-    KubeConnectionError,
-    build_client,
-)
-
-
-def node_view(nodes: list[dict[str, Any]], node_selector: dict[str, Any]) -> list[dict[str, Any]]:
-    """The nodes that carry every label of the node selector, and whether each is cordoned."""
-    wanted = {str(k): str(v) for k, v in node_selector.items()}
-    out = []
-    for node in nodes:
-        labels = node.get("metadata", {}).get("labels") or {}
-        if all(labels.get(k) == v for k, v in wanted.items()):
-            out.append({"name": node["metadata"]["name"], "cordoned": bool(node.get("spec", {}).get("unschedulable"))})
-    return out
-
-
-def placement(pods: list[dict[str, Any]], nodes: list[dict[str, Any]], moment: str) -> dict[str, Any]:
-    cordoned = [n["metadata"]["name"] for n in nodes if (n.get("spec") or {}).get("unschedulable")]
-    running = []
-    for pod in pods:
-        node = (pod.get("spec") or {}).get("nodeName")
-        if not node or pod["metadata"].get("deletionTimestamp"):
-            continue
-        running.append(
-            {
-                "name": pod["metadata"]["name"],
-                "node": node,
-                "phase": (pod.get("status") or {}).get("phase", ""),
-                "cordoned": node in cordoned,
-            }
-        )
-    return {
-        "moment": moment,
-        "pods": running,
-        "cordoned_nodes": cordoned,
-        "all_on_cordoned": bool(running) and all(p["cordoned"] for p in running),
-    }
-
-
-def setting_problems(p: dict[str, Any], names: list[str], matching: list[dict[str, Any]]) -> list[str]:
-    pre = p["variable_prefix"]
-    problems = []
-    if p["pinned_node"] and p["pinned_node"] not in names:
-        problems.append(
-            f"{pre}pinned_node={p['pinned_node']} is not a node of this cluster (nodes: {', '.join(names)}). "
-            "Set it to the node that the ingress host name resolves to."
-        )
-    if p["anti_affinity"] == "required" and p["replicas"] > len(matching):
-        problems.append(
-            f"{pre}anti_affinity=required puts each of the {p['replicas']} replicas on its own node, but only "
-            f"{len(matching)} node(s) match {json.dumps(p['node_selector'], sort_keys=True)} "
-            f"({', '.join(n['name'] for n in matching) or 'none'}): some replicas would stay Pending and the rollout "
-            f"would never finish. Lower {pre}replicas, add nodes, or use {pre}anti_affinity=preferred."
-        )
-    return problems
-
-
-def capacity_warning(p: dict[str, Any], matching: list[dict[str, Any]]) -> str | None:
-    """Cordoned nodes that leave too few places for new controller pods."""
-    cordoned = [n["name"] for n in matching if n["cordoned"]]
-    free = len(matching) - len(cordoned)
-    if p["cordon_check"] == "ignore" or not cordoned:
-        return None
-    if free > 0 and not (p["anti_affinity"] == "required" and p["replicas"] > free):
-        return None
-    consequence = (
-        "New controller pods cannot start"
-        if free == 0
-        else "With required anti-affinity some new controller pods would stay Pending"
-    )
-    return (
-        f"only {free} schedulable node(s) match the controller's node selector "
-        f"{json.dumps(p['node_selector'], sort_keys=True)} (cordoned: {', '.join(cordoned)}). "
-        f"{consequence} until a node is uncordoned."
-    )
-
-
-def all_on_cordoned_message(p: dict[str, Any], where: dict[str, Any]) -> str:
-    pods = ", ".join(f"{pod['name']} on {pod['node']}" for pod in where["pods"])
-    if p["cordon_check"] == "fail":
-        return (
-            f"Every ingress-nginx controller pod sits on a cordoned node ({p['moment']}): {pods}. Cloud load "
-            "balancers drop cordoned nodes. Uncordon a node the controller can use and restart it there (or set "
-            f"{p['variable_prefix']}cordon_check: warn to continue anyway)."
-        )
-    return (
-        f"({p['moment']}): every ingress-nginx controller pod sits on a cordoned node ({pods}). Cloud load balancers "
-        "stop sending traffic to cordoned nodes, so the site can go dark although the pods run (upstream lost 40 "
-        "minutes this way). Uncordon a node the controller can use, then restart the controller there (kubectl -n "
-        f"{p['namespace']} rollout restart deployment), before cordoning or draining more."
-    )
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._ingress_placement import check_placement
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
 
 
 def main() -> None:
@@ -241,40 +137,7 @@ def main() -> None:
     }
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-    selector = ",".join(f"{k}={v}" for k, v in sorted(p["pod_labels"].items()))
-    try:
-        client = build_client(p, user_agent="mybinder.deploy/ingress_placement")
-        nodes = list(client.list_items("/api/v1/nodes"))
-        pods = list(client.list_items(f"/api/v1/namespaces/{p['namespace']}/pods", labelSelector=selector))
-    except KubeConnectionError as exc:
-        module.fail_json(msg=str(exc))
-    except KubeApiError as exc:
-        module.fail_json(msg=f"reading the nodes and the controller pods failed: {exc}", status=exc.status)
-
-    names = [n["metadata"]["name"] for n in nodes]
-    matching = node_view(nodes, p["node_selector"])
-    where = placement(pods, nodes, p["moment"])
-    result: dict[str, Any] = {
-        "changed": False,
-        "placement": where,
-        "matching_nodes": matching,
-        "nodes": names,
-        "ansible_facts": {"ingress_placement": where},
-    }
-    if p["check_settings"]:
-        problems = setting_problems(p, names, matching)
-        if problems:
-            module.fail_json(msg=" ".join(problems), **result)
-        warning = capacity_warning(p, matching)
-        if warning:
-            module.warn(warning)
-    if where["all_on_cordoned"] and p["cordon_check"] != "ignore":
-        message = all_on_cordoned_message(p, where)
-        if p["cordon_check"] == "fail":
-            module.fail_json(msg=message, **result)
-        module.warn(message)
-    module.exit_json(**result)
+    conclude(module, lambda: check_placement(module.params, module.warn))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,10 @@ description:
     loads the cluster's API discovery (about a second here); this module runs in Ansible's worker process on the
     controller and discovers only the API groups of its objects. Use M(kubernetes.core.k8s) for anything else
     (deletion, waiting for other conditions, templates).
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24, for kubeconfig contexts other than plain certificates or tokens
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kube_connection
 attributes:
   check_mode:
@@ -37,8 +35,6 @@ attributes:
       - One before/after pair per changed object; the values of Secrets are never shown.
       - The task's own arguments (shown with C(-v) under C(invocation)) hold what was given; set C(no_log) on a task
         that applies Secrets.
-  platform:
-    platforms: posix
   idempotent:
     description: Applying the same objects again changes nothing and reports no change.
     support: full
@@ -124,53 +120,11 @@ results:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import open_url
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import redact_pair, to_yaml
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KUBE_CONNECTION_ARG_SPEC,
-    KubeApiError,
-    KubeConnectionError,
-    build_client,
-)
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import (
-    KubeObjectError,
-    Resources,
-    apply,
-    normalized,
-    wait_established,
-)
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    # libyaml's parser when PyYAML has it: cert-manager's CRD file is over a megabyte, which the
-    # pure-Python parser takes seconds to read.
-    LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
-
-
-def objects_of(module: AnsibleModule) -> list[dict[str, Any]]:
-    p = module.params
-    if p["src"]:
-        try:
-            if p["src"].startswith(("http://", "https://")):
-                with open_url(p["src"], timeout=60) as resp:
-                    docs = list(yaml.load_all(resp.read(), Loader=LOADER))
-            else:
-                with open(p["src"], encoding="utf-8") as fh:
-                    docs = list(yaml.load_all(fh, Loader=LOADER))
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise KubeObjectError(f"cannot read the objects of {p['src']}: {exc}") from exc
-    else:
-        docs = p["definition"] if isinstance(p["definition"], list) else [p["definition"]]
-    objects = [d for d in docs if d]
-    for obj in objects:
-        if not isinstance(obj, dict):
-            raise KubeObjectError(f"every object must be a mapping, got {type(obj).__name__}")
-    return objects
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_apply import apply_objects
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
 def main() -> None:
@@ -189,56 +143,7 @@ def main() -> None:
         mutually_exclusive=[("definition", "src")],
         required_one_of=[("definition", "src")],
     )
-    p = module.params
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
-    try:
-        objects = objects_of(module)
-        client = build_client(p, user_agent="mybinder.deploy/kube_apply")
-        resources = Resources(client)
-        results, diffs = [], []
-        for obj in objects:
-            out = apply(
-                client, resources, obj, p["field_manager"], p["force_conflicts"], module.check_mode, p["namespace"]
-            )
-            meta = out["after"].get("metadata") or {}
-            results.append(
-                {
-                    "kind": out["after"].get("kind", obj.get("kind")),
-                    "name": meta.get("name", ""),
-                    "namespace": meta.get("namespace", ""),
-                    "changed": out["changed"],
-                    "created": out["created"],
-                }
-            )
-            if module._diff and out["changed"]:
-                before, after = redact_pair(normalized(out["before"]), normalized(out["after"]))
-                diffs.append(
-                    {
-                        "before_header": out["key"],
-                        "after_header": out["key"],
-                        "before": to_yaml(before),
-                        "after": to_yaml(after),
-                    }
-                )
-        if p["wait_established"] > 0 and not module.check_mode:
-            crds = [r["name"] for r in results if r["changed"] and r["kind"] == "CustomResourceDefinition"]
-            pending = wait_established(client, resources, crds, p["wait_established"])
-            if pending:
-                module.fail_json(
-                    msg=f"CustomResourceDefinitions not Established after {p['wait_established']} s: "
-                    + ", ".join(pending),
-                    results=results,
-                    changed=True,
-                )
-    except (KubeObjectError, KubeConnectionError) as exc:
-        module.fail_json(msg=str(exc))
-    except KubeApiError as exc:
-        module.fail_json(msg=f"the API server refused: {exc}", status=exc.status)
-    result: dict[str, Any] = {"changed": any(r["changed"] for r in results), "results": results}
-    if module._diff:
-        result["diff"] = diffs
-    module.exit_json(**result)
+    conclude(module, lambda: apply_objects(module.params, module.check_mode, module._diff), PYYAML)
 
 
 if __name__ == "__main__":

@@ -17,24 +17,12 @@ description:
   - Why not M(kubernetes.core.k8s_info) - each of its tasks is a Python process that imports the kubernetes client
     and loads the cluster's API discovery (about a second here); this module runs in Ansible's worker process on
     the controller and discovers only the API group it reads. Use M(kubernetes.core.k8s_info) for waiting.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24, for kubeconfig contexts other than plain certificates or tokens
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
   - mybinder.deploy.kube_connection
-attributes:
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-  idempotent:
-    description: Only reads.
-    support: full
+  - mybinder.deploy.attributes.read_only
 options:
   api_version:
     description: API group and version of the kind, V(v1) for the core group.
@@ -99,13 +87,9 @@ api_found:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
-    KUBE_CONNECTION_ARG_SPEC,
-    KubeApiError,
-    KubeConnectionError,
-    build_client,
-)
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import KubeObjectError, Resources, read
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBE_CONNECTION_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_read import read_resources
 
 
 def main() -> None:
@@ -120,25 +104,7 @@ def main() -> None:
     }
     spec.update(KUBE_CONNECTION_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-    try:
-        client = build_client(p, user_agent="mybinder.deploy/kube_read")
-        found, items = read(
-            client,
-            Resources(client),
-            p["api_version"],
-            p["kind"],
-            namespace=p["namespace"],
-            name=p["name"],
-            label_selector=",".join(p["label_selectors"]) or None,
-            field_selector=",".join(p["field_selectors"]) or None,
-            metadata_only=p["metadata_only"],
-        )
-    except (KubeObjectError, KubeConnectionError) as exc:
-        module.fail_json(msg=str(exc))
-    except KubeApiError as exc:
-        module.fail_json(msg=f"reading {p['kind']} failed: {exc}", status=exc.status)
-    module.exit_json(changed=False, api_found=found, resources=items)
+    conclude(module, lambda: read_resources(module.params))
 
 
 if __name__ == "__main__":

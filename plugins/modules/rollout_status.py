@@ -21,26 +21,18 @@ description:
     waiting reason, ...)
     and its most recent events.
   - Read-only.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
+  - mybinder.deploy.attributes.rounds
+  - mybinder.deploy.kubeconfig
 attributes:
-  action:
-    description: >-
-      Indicates this has a corresponding action plugin so some parts of the options can be executed on
-      the controller.
-    support: full
-    details: The action plugin runs the module in rounds and prints progress between them.
   check_mode:
     support: full
     details: Only reads; check mode waits the same way.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Only reads.
     support: full
@@ -59,20 +51,6 @@ options:
     description: Seconds to wait in all before failing.
     type: int
     default: 300
-  progress_interval:
-    description: Seconds between two progress lines.
-    type: int
-    default: 10
-  wait_seconds:
-    description:
-      - Seconds this module run waits at most; set by the action plugin for each round. Defaults to O(timeout).
-    type: float
-  fail_on_timeout:
-    description:
-      - Whether to fail when O(wait_seconds) passes with workloads left; the action plugin sets V(false) for all
-        rounds but the last.
-    type: bool
-    default: true
   events:
     description: Number of recent events to report for each workload that failed.
     type: int
@@ -84,14 +62,6 @@ options:
         long again as the one before, up to this.
     type: float
     default: 0.5
-  kubeconfig:
-    description: Path of the kubeconfig file; E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG) or C(~/.kube/config).
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Kubeconfig context; E(K8S_AUTH_CONTEXT), else the kubeconfig's current context.
-    type: str
-    aliases: [kube_context]
 seealso:
   - module: mybinder.deploy.helm_release
   - name: kubectl rollout status
@@ -113,6 +83,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds this module run waited.
+  returned: always
+  type: float
 done:
   description: Whether every workload finished its rollout.
   returned: always
@@ -142,78 +116,14 @@ failed:
       pods:
         - "pod binder-5d9c-x2: not scheduled: 0/3 nodes are available: 3 node(s) didn't match Pod's node selector."
       events: ["2024-05-01T10:00:00Z Warning FailedScheduling Pod/binder-5d9c-x2: 0/3 nodes are available ..."]
-elapsed:
-  description: Seconds this module run waited.
-  returned: always
-  type: float
 """
 
-import time
+from dataclasses import replace
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeError,
-    connect,
-)
-from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import KINDS, Watcher, key, wait
-
-
-def run(module: AnsibleModule) -> dict:
-    p = module.params
-    t0 = time.monotonic()
-    watcher = Watcher(kube=connect(p["kubeconfig"], p["context"]), objects=[])
-    if p["objects"] is not None:
-        objs = []
-        for o in p["objects"]:
-            if o.get("kind") in KINDS:
-                if not o.get("name") or not o.get("namespace"):
-                    module.fail_json(msg=f"each entry of objects needs kind, namespace and name; got {o!r}")
-                objs.append({"kind": o["kind"], "namespace": o["namespace"], "name": o["name"]})
-        watcher.objects = objs
-    else:
-        watcher.objects = [
-            {"kind": kind, "namespace": p["namespace"], "name": item["metadata"]["name"]}
-            for kind in KINDS
-            for item in watcher.list_kind(kind, p["namespace"])
-        ]
-    seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
-    res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
-    ready = sorted(k for k, r in res.items() if r["done"])
-    pending = [
-        {"kind": r["kind"], "namespace": r["namespace"], "name": r["name"], "message": r["message"]}
-        for k, r in sorted(res.items())
-        if not r["done"]
-    ]
-    result = {
-        "changed": False,
-        "done": not pending,
-        "ready": ready,
-        "pending": pending,
-        "elapsed": round(time.monotonic() - t0, 1),
-    }
-    broken = [k for k, r in res.items() if r["failed"]]
-    if pending and (broken or p["fail_on_timeout"]):
-        failed = [watcher.explain(key(x["kind"], x["namespace"], x["name"]), p["events"]) for x in pending]
-        result["failed"] = failed
-        why = "failed" if broken else f"did not finish within {p['timeout']} s"
-        result["msg"] = f"rollout of {len(pending)} of {len(res)} workloads {why}:\n" + format_failures(failed)
-        result["failed_rollout"] = True
-    return result
-
-
-def format_failures(failed: list[dict]) -> str:
-    lines = []
-    for f in failed:
-        lines.append(f"- {f['kind']} {f['namespace']}/{f['name']}: {f['message']}")
-        lines.extend(f"    {p}" for p in f["pods"][:5])
-        if len(f["pods"]) > 5:
-            lines.append(f"    ... and {len(f['pods']) - 5} more pods not ready")
-        if f["events"]:
-            lines.append("    recent events:")
-            lines.extend(f"      {e}" for e in f["events"])
-    return "\n".join(lines)
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC, KUBERNETES
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC, rollout_status
 
 
 def main() -> None:
@@ -222,36 +132,16 @@ def main() -> None:
             "objects": {"type": "list", "elements": "dict"},
             "namespace": {"type": "str"},
             "timeout": {"type": "int", "default": 300},
-            "progress_interval": {"type": "int", "default": 10},
-            "wait_seconds": {"type": "float"},
-            "fail_on_timeout": {"type": "bool", "default": True},
+            **ROUNDS_ARG_SPEC,
             "events": {"type": "int", "default": 5},
             "interval": {"type": "float", "default": 0.5},
-            "kubeconfig": {
-                "type": "path",
-                "aliases": ["kubeconfig_path"],
-                "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"]),
-            },
-            "context": {"type": "str", "aliases": ["kube_context"], "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+            **KUBECONFIG_ARG_SPEC,
         },
         required_one_of=[("objects", "namespace")],
         mutually_exclusive=[("objects", "namespace")],
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib(
-                "kubernetes", reason="to read workloads", url="https://pypi.org/project/kubernetes/"
-            ),
-            exception=KUBERNETES_IMPORT_ERROR,
-        )
-    try:
-        result = run(module)
-    except KubeError as exc:
-        module.fail_json(msg=str(exc))
-    if result.pop("failed_rollout", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    conclude(module, lambda: rollout_status(module.params), replace(KUBERNETES, reason="to read workloads"))
 
 
 if __name__ == "__main__":

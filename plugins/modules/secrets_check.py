@@ -20,21 +20,13 @@ description:
   - O(committed_plaintext) - fails when a file that C(.gitattributes) assigns to git-crypt is committed (or
     staged) unencrypted, the mistake C(git-crypt status) only warns about.
   - Every problem found is reported in one failure message.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - git (for O(committed_plaintext))
   - PyYAML (for O(compare_files))
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
+  - mybinder.deploy.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Running the module again gives the same result; it never changes anything.
     support: full
@@ -142,91 +134,10 @@ checked:
   sample: {required: 2, compared: 4, marked_for_git_crypt: 9}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
-    GitCryptCli,
-    GitCryptError,
-    Repo,
-    plaintext_committed,
-)
-from ansible_collections.mybinder.deploy.plugins.module_utils._secrets import (
-    YAML_IMPORT_ERROR,
-    label_for,
-    read_secret_files,
-    shared_values,
-)
-
-
-def _list(items: list[str], limit: int = 20) -> str:
-    return ", ".join(items[:limit]) + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
-
-
-def run_checks(module: AnsibleModule) -> tuple[dict, list[str]]:
-    p = module.params
-    git = module.get_bin_path("git")
-    root = p["path"]
-    repo = None
-    try:
-        repo = Repo(GitCryptCli(root, git=git or "git"))
-        root = str(repo.toplevel)
-    except GitCryptError:
-        if p["committed_plaintext"]:
-            raise
-    result: dict = {
-        "changed": False,
-        "repository": root,
-        "encrypted_files": [],
-        "missing_files": [],
-        "shared_values": [],
-        "committed_plaintext": [],
-        "checked": {"required": len(p["required_files"]), "compared": 0},
-    }
-    problems: list[str] = []
-
-    compare = list(p["compare_files"])
-    if compare:
-        compare = list(p["environment_files"]) + compare  # this environment first in messages
-    files = read_secret_files(root, list(p["required_files"]) + compare)
-    result["encrypted_files"] = files.encrypted
-    result["missing_files"] = files.missing
-    if files.encrypted:
-        problems.append(
-            f"secret files are still encrypted (they start with the git-crypt header): {_list(files.encrypted)}. "
-            "Unlock the repository first: with the mybinder.deploy.secrets role set secrets_unlock=true and "
-            "secrets_key_file=<exported key file> (CI: secrets_key=<base64 of the key>), or run "
-            f"`git-crypt unlock <key file>` in {root}"
-        )
-    if files.missing:
-        problems.append(f"secret files do not exist: {_list(files.missing)}")
-
-    if p["compare_files"]:
-        this_env = {label_for(root, name): "(this environment)" for name in p["environment_files"]}
-        wanted = [label_for(root, name) for name in compare]
-        compared = {k: files.texts[k] for k in dict.fromkeys(wanted) if k in files.texts}
-        groups = shared_values(compared, p["compare_min_length"], p["compare_ignore_keys"], this_env)
-        result["checked"]["compared"] = len(compared)
-        result["shared_values"] = [[{"file": loc.file, "key": loc.key} for loc in g] for g in groups]
-        if groups:
-            described = "; ".join(" = ".join(f"{loc.file}: {loc.key}" for loc in g) for g in groups[:20])
-            problems.append(
-                f"{len(groups)} secret value(s) are shared between environments (values not shown): {described}. "
-                "Every environment needs its own secrets: generate a new value for one side "
-                "(for example `openssl rand -hex 32`)"
-            )
-
-    if p["committed_plaintext"] and repo is not None:
-        findings = plaintext_committed(repo)
-        result["checked"]["marked_for_git_crypt"] = len(repo.git_crypt_files())
-        result["committed_plaintext"] = [{"path": f.path, "where": f.where} for f in findings]
-        if findings:
-            listed = _list([f"{f.path} ({'committed' if f.where == 'HEAD' else 'staged'})" for f in findings])
-            problems.append(
-                f"files marked for git-crypt in .gitattributes are in git unencrypted: {listed}. Their contents "
-                "are readable by anyone with the repository. Consider them leaked: rotate those secrets; then make "
-                "sure the repository is unlocked (git-crypt configured) and run `git rm --cached FILE && git add "
-                "FILE` so they are encrypted, and commit"
-            )
-    return result, problems
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import Requirement, conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._secrets_check import run
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import HAS_YAML
 
 
 def main() -> None:
@@ -242,15 +153,10 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    if module.params["compare_files"] and YAML_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("PyYAML", reason="to compare secret files"))
-    try:
-        result, problems = run_checks(module)
-    except GitCryptError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    if problems:
-        module.fail_json(msg="; ".join(problems), **result)
-    module.exit_json(**result)
+    yaml_needed = Requirement(
+        not module.params["compare_files"] or HAS_YAML, "PyYAML", reason="to compare secret files"
+    )
+    conclude(module, lambda: run(module.params, module.get_bin_path("git")), yaml_needed)
 
 
 if __name__ == "__main__":

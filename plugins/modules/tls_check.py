@@ -20,20 +20,12 @@ description:
   - With O(certificate_path) it judges a PEM certificate file instead of a live server (for instance a
     pre-made wildcard certificate before it is put into the cluster); nothing is connected to then.
   - Read-only; it never changes anything.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 requirements:
   - cryptography >= 42
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
+  - mybinder.deploy.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so check mode runs the same checks.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
   idempotent:
     description: Running the module again with the same options gives the same result.
     support: full
@@ -252,70 +244,10 @@ problems:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils import _tls
-
-
-def run(module: AnsibleModule) -> dict:
-    p = module.params
-    result: dict = {"changed": False, "host": p["host"], "min_days": p["min_days"], "problems": []}
-    trusted = None
-    verify_error = None
-    key_problem = None
-    if p["certificate_path"]:
-        result.update(source="file", reachable=True)
-        cert = _tls.load_pem_leaf(read_file(p["certificate_path"]), p["certificate_path"])
-        info = _tls.describe(cert)
-        if p["private_key_path"]:
-            result["key_matches"] = _tls.key_matches(cert, read_file(p["private_key_path"]), p["private_key_path"])
-            if not result["key_matches"]:
-                key_problem = (
-                    f"the private key in {p['private_key_path']} does not belong to the certificate in "
-                    f"{p['certificate_path']}: the TLS secret would not be served"
-                )
-    else:
-        result.update(source="connection", peer=f"{p['connect_address'] or p['host']}:{p['port']}")
-        try:
-            fetched = _tls.fetch_certificate(
-                p["host"], p["port"], connect_address=p["connect_address"], timeout=p["timeout"], ca_path=p["ca_path"]
-            )
-        except _tls.TLSCheckError as exc:
-            if exc.unreachable and not p["fail_on_unreachable"]:
-                result.update(reachable=False, msg=f"not checked: {exc}")
-                return result
-            raise
-        result.update(reachable=True, tls_version=fetched.tls_version)
-        trusted, verify_error = fetched.trusted, fetched.verify_error
-        info = _tls.parse_der(fetched.der)
-
-    verdict = _tls.evaluate(
-        info,
-        p["host"],
-        _tls.utcnow(),
-        min_days=p["min_days"],
-        check_name=p["check_name"],
-        require_trusted=p["require_trusted"],
-        trusted=trusted,
-        verify_error=verify_error,
-    )
-    result.update(info.as_result())
-    result.update(
-        trusted=trusted,
-        verify_error=verify_error,
-        days_left=verdict.days_left,
-        expired=verdict.expired,
-        name_matches=verdict.name_matches,
-        problems=verdict.problems + ([key_problem] if key_problem else []),
-    )
-    return result
-
-
-def read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise _tls.TLSCheckError(f"cannot read {path}: {exc.strerror}") from exc
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import Requirement, conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._tls_check import check
 
 
 def main() -> None:
@@ -337,18 +269,13 @@ def main() -> None:
         required_by={"private_key_path": "certificate_path"},
         supports_check_mode=True,
     )
-    if _tls.CRYPTOGRAPHY_IMPORT_ERROR is not None:
-        module.fail_json(
-            msg=missing_required_lib("cryptography", reason="to read certificates"),
-            exception=_tls.CRYPTOGRAPHY_IMPORT_ERROR,
-        )
-    try:
-        result = run(module)
-    except _tls.TLSCheckError as exc:
-        module.fail_json(msg=str(exc), host=module.params["host"], reachable=not exc.unreachable, problems=[str(exc)])
-    if result["problems"]:
-        module.fail_json(msg="; ".join(result["problems"]), **result)
-    module.exit_json(**result)
+    cryptography = Requirement(
+        _tls.CRYPTOGRAPHY_IMPORT_ERROR is None,
+        "cryptography",
+        _tls.CRYPTOGRAPHY_IMPORT_ERROR,
+        reason="to read certificates",
+    )
+    conclude(module, lambda: check(module.params), cryptography)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,14 @@ description:
     prevent. The message names the key paths and the files, never the values.
   - Returns the paths in order, ready for helm's C(--values) (later wins).
   - Read-only, except that a generated layer given with O(layers[].content) is written first.
-author:
-  - mybinder.deploy developers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - mybinder.deploy.module
 attributes:
   check_mode:
     support: full
     details: Only reads (a generated layer is written in check mode as well, see the notes).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   idempotent:
     description: A generated layer is written only when its content changed; everything else is only read.
     support: full
@@ -107,132 +103,10 @@ written:
   elements: str
 """
 
-import os
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
-
-GITCRYPT_MAGIC = b"\x00GITCRYPT\x00"
-
-
-class LayerError(Exception):
-    pass
-
-
-def leaf_paths(tree: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    """Key paths of the leaves of a values tree (lists and scalars are leaves; empty maps too)."""
-    if isinstance(tree, dict) and tree:
-        out: set[tuple[str, ...]] = set()
-        for k, v in tree.items():
-            out |= leaf_paths(v, (*prefix, str(k)))
-        return out
-    return {prefix} if prefix else set()
-
-
-def overlaps(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Paths of `a` equal to, or a prefix of, or below a path of `b`."""
-    prefixes_b = {p[:i] for p in b for i in range(1, len(p) + 1)}
-    out = []
-    for p in a:
-        if p in prefixes_b or any(p[:i] in b for i in range(1, len(p))):
-            out.append(p)
-    return sorted(out)
-
-
-def write(path: str, content: str) -> bool:
-    """Write a generated layer if it differs; True when written."""
-    data = content.encode("utf-8")
-    try:
-        with open(path, "rb") as fh:
-            if fh.read() == data:
-                return False
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-    return True
-
-
-class Encrypted(LayerError):
-    pass
-
-
-def load(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError as exc:
-        raise LayerError(f"values file {path} does not exist") from exc
-    except OSError as exc:
-        raise LayerError(f"values file {path} cannot be read: {exc.strerror}") from exc
-    if raw.startswith(GITCRYPT_MAGIC):
-        raise Encrypted(
-            f"values file {path} is still encrypted by git-crypt: "
-            "unlock the secrets first (the secrets stage, mybinder.deploy.secrets)"
-        )
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        # The parser's own message can quote the offending text, which may be a secret: not shown.
-        raise LayerError(f"values file {path} is not valid YAML{where}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise LayerError(f"values file {path} must be a mapping of values, not a {type(data).__name__}")
-    return data
-
-
-def run(layers: list[dict[str, Any]], allow_encrypted: bool = False) -> dict[str, Any]:
-    paths: list[str] = []
-    skipped: list[str] = []
-    encrypted: list[str] = []
-    written: list[str] = []
-    loaded: list[tuple[str, bool, set[tuple[str, ...]]]] = []
-    for layer in layers:
-        path = os.path.abspath(layer["path"])
-        if layer.get("content") is not None and write(path, layer["content"]):
-            written.append(path)
-        if not layer["required"] and not os.path.exists(path):
-            skipped.append(path)
-            continue
-        try:
-            data = load(path)
-        except Encrypted:
-            if not allow_encrypted:
-                raise
-            encrypted.append(path)
-            paths.append(path)
-            continue
-        paths.append(path)
-        loaded.append((path, layer["secret"], leaf_paths(data)))
-    clashes = []
-    for spath, secret, skeys in loaded:
-        if not secret:
-            continue
-        for ppath, psecret, pkeys in loaded:
-            if psecret:
-                continue
-            for key in overlaps(skeys, pkeys):
-                clashes.append(f"{'.'.join(key)} (secret {spath}, public {ppath})")
-    if clashes:
-        raise LayerError(
-            "a secret values file and a public one set the same keys, so one would silently override the other; "
-            "set each key in one place only: " + "; ".join(clashes)
-        )
-    return {"changed": False, "paths": paths, "skipped": skipped, "encrypted": encrypted, "written": written}
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
+from ansible_collections.mybinder.deploy.plugins.module_utils._values_layers import run
+from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
 def main() -> None:
@@ -253,12 +127,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
-    try:
-        module.exit_json(**run(module.params["layers"], module.params["allow_encrypted"]))
-    except LayerError as exc:
-        module.fail_json(msg=str(exc))
+    conclude(module, lambda: run(module.params["layers"], module.params["allow_encrypted"]), PYYAML)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from ansible.module_utils.common.json import Direction, get_module_encoder
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.vars.clean import remove_internal_keys
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import AFTER
 
 display = Display()
 
@@ -45,6 +46,7 @@ LOCAL = ("local", "ansible.builtin.local")
 # Our modules declare no serialization profile, so Ansible gives them the legacy one.
 PROFILE = "legacy"
 SWITCH = "MYBINDER_DEPLOY_IN_PROCESS"
+MODULES = "ansible_collections.mybinder.deploy.plugins.modules"
 
 
 def load_template_plugins_before_fork() -> None:
@@ -73,7 +75,7 @@ load_template_plugins_before_fork()
 
 
 # What this collection's modules import on their first request, besides what importing them
-# imports (module_utils/_kube_client.py imports urllib3 when it builds a client, _kube.py
+# imports (module_utils/_kube_client.py imports urllib3 when it builds a client, client_certificate()
 # cryptography when it reads a client certificate: a module that does neither does not pay).
 MODULE_RUNTIME_IMPORTS = ("urllib3", "cryptography.x509")
 
@@ -102,21 +104,19 @@ def load_module_runtime_imports_before_fork() -> None:
 load_module_runtime_imports_before_fork()
 
 
-def tell(task_vars: dict[str, Any] | None, *lines: str, color: str | None = None) -> None:
-    """Print lines for the operator from an action plugin, each after the host's name as Ansible
-    prints it ("[host] ..."). From a worker process, ansible-core passes them to the main process,
-    which prints them at once, even while the task still runs."""
-    host = (task_vars or {}).get("inventory_hostname", "")
-    display.display("\n".join(f"[{host}] {line}" for line in lines), color=color)
+def on_controller(action: ActionBase) -> bool:
+    """True when the task runs on the controller itself, as this user and to its end: a local
+    connection, no become, not async. The gate of every action plugin of this collection."""
+    if getattr(action._connection, "transport", "") not in LOCAL:
+        return False
+    return not (action._play_context.become or action._task.async_val)
 
 
 def in_process_possible(action: ActionBase, task_vars: dict[str, Any]) -> bool:
     """True when the module would run on this machine with this very interpreter."""
     if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    if getattr(action._connection, "transport", "") not in LOCAL:
-        return False
-    if action._play_context.become or action._task.async_val:
+    if not on_controller(action):
         return False
     interpreter = task_vars.get("ansible_python_interpreter")
     if not interpreter:
@@ -169,8 +169,18 @@ def run_module(
     return data
 
 
+def module_named(plugin: str) -> tuple[ModuleType, str]:
+    """The module code and FQCN of the module an action plugin is named after. ``plugin`` is the
+    plugin's ``__name__``: the action plugins that share one file are links to it, and Ansible
+    imports each link under its own name (ansible_collections.mybinder.deploy.plugins.action.NAME).
+    Imported when the plugin is, in the controller's main process, before the workers fork."""
+    name = plugin.rsplit(".", 1)[-1]
+    return importlib.import_module(f"{MODULES}.{name}"), f"mybinder.deploy.{name}"
+
+
 class ModuleAction(ActionBase):
-    """Action plugin of one of this collection's modules: runs it in process when possible.
+    """Action plugin of one of this collection's modules: runs it in process when possible, then
+    prints what plugin_utils/_reports.py says the operator wants to see of its result.
 
     Subclasses set ``module`` (the imported module code) and ``module_name`` (its FQCN)."""
 
@@ -182,5 +192,12 @@ class ModuleAction(ActionBase):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        result.update(run_module(self, self.module, self.module_name, dict(self._task.args), task_vars))
+        result.update(self.execute(dict(self._task.args), task_vars))
+        after = AFTER.get(self.module_name)
+        if after is not None:
+            after(self, result, task_vars)
         return result
+
+    def execute(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        """The module's result for the task's arguments: one run."""
+        return run_module(self, self.module, self.module_name, args, task_vars)

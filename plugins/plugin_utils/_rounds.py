@@ -16,7 +16,11 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import run_module, tell
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction, run_module
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import PROGRESS, tell
+
+# The module's own default of its timeout option, for the action plugin's deadline.
+DEFAULT_TIMEOUT = {"mybinder.deploy.rollout_status": 300, "mybinder.deploy.verify_namespace": 120}
 
 
 def run_rounds(
@@ -52,3 +56,15 @@ def run_rounds(
             return result
         overhead = max(0.0, took - wait)
         tell(task_vars, describe(result, elapsed, timeout))
+
+
+class RoundsAction(ModuleAction):
+    """Action plugin of a waiting module: runs it in rounds (run_rounds), printing its progress
+    line (plugin_utils/_reports.py PROGRESS) between rounds, then what _reports.AFTER says, as
+    every ModuleAction does."""
+
+    def execute(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(args.get("timeout", DEFAULT_TIMEOUT[self.module_name]))
+        interval = float(args.get("progress_interval", 10))
+        describe = PROGRESS[self.module_name]
+        return run_rounds(self, task_vars, self.module, self.module_name, args, timeout, interval, describe)

@@ -16,9 +16,8 @@ from deploy_testlib import helm, small_chart
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (  # noqa: E402
-    Helm,
-    HelmError,
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import Helm, HelmError  # noqa: E402
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm_manifests import (  # noqa: E402
     hook_objects,
     split_manifest,
 )

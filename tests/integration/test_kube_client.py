@@ -81,21 +81,21 @@ def test_a_ca_that_did_not_sign_the_server_is_refused(cluster, tmp_path):
 
 
 def test_the_deploy_modules_client_explains_a_foreign_ca_and_an_unreachable_server(cluster, tmp_path):
-    from ansible_collections.mybinder.deploy.plugins.module_utils import _kube
+    from ansible_collections.mybinder.deploy.plugins.module_utils import _kube_client
 
     config = yaml.safe_load(cluster.kubeconfig.read_text())
     test_a_ca_that_did_not_sign_the_server_is_refused(cluster, tmp_path)  # writes tmp_path/other.crt
     config["clusters"][0]["cluster"]["certificate-authority"] = str(tmp_path / "other.crt")
     (tmp_path / "foreign").write_text(json.dumps(config))
-    with pytest.raises(_kube.KubeError) as err:
-        _kube.connect(str(tmp_path / "foreign"), None).get("/version")
+    with pytest.raises(_kube_client.KubeError) as err:
+        _kube_client.connect(str(tmp_path / "foreign"), None).get("/version")
     assert f"TLS with the Kubernetes API at {cluster.server}" in str(err.value)
     assert "wrong certificate-authority in the kubeconfig" in str(err.value)
 
     config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     (tmp_path / "closed").write_text(json.dumps(config))
-    with pytest.raises(_kube.KubeError) as err:
-        _kube.connect(str(tmp_path / "closed"), None).get("/version")
+    with pytest.raises(_kube_client.KubeError) as err:
+        _kube_client.connect(str(tmp_path / "closed"), None).get("/version")
     assert "cannot reach the Kubernetes API at https://127.0.0.1:1" in str(err.value)
     assert "connection refused" in str(err.value)
 
@@ -104,8 +104,8 @@ def test_plain_kubeconfigs_never_import_the_kubernetes_package(cluster):
     """What makes the direct path worth having: the library's import is skipped entirely."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from ansible_collections.mybinder.deploy.plugins.module_utils import _kube, _kube_client;"
-        "v = _kube.connect(sys.argv[2], None).get('/version');"
+        "from ansible_collections.mybinder.deploy.plugins.module_utils import _kube_client;"
+        "v = _kube_client.connect(sys.argv[2], None).get('/version');"
         "n = list(_kube_client.build_client({'kubeconfig': sys.argv[2]}).list_items('/api/v1/nodes'));"
         "print(v['gitVersion'], len(n), 'kubernetes' in sys.modules)"
     )

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
-from ansible_collections.mybinder.deploy.plugins.action.rollout_status import describe as describe_rollout
+from ansible_collections.mybinder.deploy.plugins.module_utils import _chart_build as cb
 from ansible_collections.mybinder.deploy.plugins.module_utils import _helm as h
+from ansible_collections.mybinder.deploy.plugins.module_utils import _helm_manifests as hm
+from ansible_collections.mybinder.deploy.plugins.module_utils import _helm_values as hv
 from ansible_collections.mybinder.deploy.plugins.module_utils import _rollout as r
-from ansible_collections.mybinder.deploy.plugins.modules import chart_build as cb
-from ansible_collections.mybinder.deploy.plugins.modules import values_layers as vl
-from ansible_collections.mybinder.deploy.plugins.modules import verify_namespace as vn
-from ansible_collections.mybinder.deploy.plugins.modules.verify_namespace import host_matches
+from ansible_collections.mybinder.deploy.plugins.module_utils import _values_layers as vl
+from ansible_collections.mybinder.deploy.plugins.module_utils import _verify_namespace as vn
+from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import host_matches
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import describe_rollout
 
 # ------------------------------------------------------------------------------------------------
 # rollout judgement
@@ -201,13 +203,13 @@ def rendered(manifest, hooks="", version="1.0.0"):
 def test_equal_renders_are_no_change():
     cur = release(f"---\n# Source: x\n{CM}---\n{DEPLOY}", HOOK)
     new = rendered(f"{DEPLOY}\n---\n{CM}", HOOK)  # other order and comments: same objects
-    assert not h.compare(cur, new, [], want_diff=True).changed
+    assert not hm.compare(cur, new, [], want_diff=True).changed
 
 
 def test_template_change_without_version_bump_is_a_change():
     cur = release(CM + "---\n" + DEPLOY)
     new = rendered(CM.replace("a: '1'", "a: '2'") + "---\n" + DEPLOY)
-    cmp = h.compare(cur, new, [], want_diff=True)
+    cmp = hm.compare(cur, new, [], want_diff=True)
     assert cmp.changed and cmp.modified == ["ConfigMap ns/c"] and not cmp.chart_changed
     assert cmp.diffs[0]["before_header"] == "ConfigMap ns/c (revision 3)"
     assert "a: '2'" in cmp.diffs[0]["after"]
@@ -216,7 +218,7 @@ def test_template_change_without_version_bump_is_a_change():
 def test_added_removed_hooks_and_chart_version():
     cur = release(CM + "---\n" + DEPLOY, HOOK)
     new = rendered(CM, "", version="1.1.0")
-    cmp = h.compare(cur, new, ["hub.image.tag"], want_diff=True)
+    cmp = hm.compare(cur, new, ["hub.image.tag"], want_diff=True)
     assert cmp.removed == ["Deployment ns/web", "hook Job ns/migrate"]
     assert cmp.chart_changed and cmp.values_changed == ["hub.image.tag"]
     meta = cmp.diffs[-1]
@@ -227,7 +229,7 @@ def test_added_removed_hooks_and_chart_version():
 def test_secret_data_never_appears_in_a_diff():
     cur = release(SECRET.format("old-secret-value"))
     new = rendered(SECRET.format("new-secret-value"))
-    cmp = h.compare(cur, new, [], want_diff=True)
+    cmp = hm.compare(cur, new, [], want_diff=True)
     text = repr(cmp.diffs)
     assert "old-secret-value" not in text and "new-secret-value" not in text and "same" not in text
     assert "token: <redacted> (changed)" in cmp.diffs[0]["after"]
@@ -236,36 +238,36 @@ def test_secret_data_never_appears_in_a_diff():
 
 def test_workloads_come_from_the_manifest_not_the_hooks():
     rel = rendered(DEPLOY + "---\n" + CM, HOOK)
-    assert h.workloads(rel) == [{"kind": "Deployment", "namespace": "ns", "name": "web"}]
+    assert hm.workloads(rel) == [{"kind": "Deployment", "namespace": "ns", "name": "web"}]
 
 
 def test_values_merge_follows_helm():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     over = {"a": {"c": [3], "e": None}, "d": {"x": 1}}
-    assert h.merge_values(base, over) == {"a": {"b": 1, "c": [3], "e": None}, "d": {"x": 1}}
+    assert hv.merge_values(base, over) == {"a": {"b": 1, "c": [3], "e": None}, "d": {"x": 1}}
 
 
 def test_user_values_reads_dates_as_strings_like_helm(tmp_path):
     one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
     one.write_text("a:\n  since: 2024-01-01\n  keep: 1\n3: x\n")
     two.write_text("a:\n  keep: 2\n")
-    assert h.user_values([str(one), str(two)]) == {"a": {"since": "2024-01-01", "keep": 2}, "3": "x"}
+    assert hv.user_values([str(one), str(two)]) == {"a": {"since": "2024-01-01", "keep": 2}, "3": "x"}
 
 
 def test_values_digest_covers_content_and_order(tmp_path):
     one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
     one.write_text("a: 1\n")
     two.write_text("b: 1\n")
-    d = h.values_digest([str(one), str(two)])
-    assert d != h.values_digest([str(two), str(one)])
-    assert h.recorded_digest(f"{h.DIGEST_MARK}{d}") == d
-    assert h.recorded_digest("Rollback to 3") is None
+    d = hv.values_digest([str(one), str(two)])
+    assert d != hv.values_digest([str(two), str(one)])
+    assert hv.recorded_digest(f"{hv.DIGEST_MARK}{d}") == d
+    assert hv.recorded_digest("Rollback to 3") is None
     one.write_text("a: 2\n")
-    assert d != h.values_digest([str(one), str(two)])
+    assert d != hv.values_digest([str(one), str(two)])
 
 
 def test_value_paths_name_paths_not_values():
-    assert h.value_paths({"a": {"b": "old", "c": 1}}, {"a": {"b": "new", "c": 1}, "d": 2}) == ["a.b", "d"]
+    assert hv.value_paths({"a": {"b": "old", "c": 1}}, {"a": {"b": "new", "c": 1}, "d": 2}) == ["a.b", "d"]
 
 
 @pytest.mark.parametrize(
@@ -444,7 +446,7 @@ def test_the_health_check_keeps_pauses_that_grow_from_the_first(monkeypatch):
     monkeypatch.setattr(vn, "check", lambda kube, p: next(checks))
     monkeypatch.setattr(vn.time, "sleep", slept.append)
     params = {"kubeconfig": None, "context": None, "wait_seconds": None, "timeout": 60, "interval": 2.0}
-    res = vn.run(type("M", (), {"params": {**params, "list_releases": False, "fail_on_timeout": True}})())
+    res = vn.verify_namespace({**params, "list_releases": False, "fail_on_timeout": True})
     assert not res["problems"]
     assert [round(s, 3) for s in slept] == [0.1, 0.15, 0.225]
 
@@ -481,10 +483,10 @@ class _Discovery:
 @pytest.mark.parametrize("aggregated", [True, False])
 def test_capabilities_digest_changes_with_the_served_group_versions(aggregated):
     base = {"": ["v1"], "apps": ["v1"]}
-    one = h.capabilities_digest(_Discovery(base, aggregated))
-    assert one == h.capabilities_digest(_Discovery(dict(base), aggregated))
-    assert one != h.capabilities_digest(_Discovery({**base, "cert-manager.io": ["v1"]}, aggregated))
-    assert one != h.capabilities_digest(_Discovery({**base, "": ["v1", "v2"]}, aggregated))
+    one = hv.capabilities_digest(_Discovery(base, aggregated))
+    assert one == hv.capabilities_digest(_Discovery(dict(base), aggregated))
+    assert one != hv.capabilities_digest(_Discovery({**base, "cert-manager.io": ["v1"]}, aggregated))
+    assert one != hv.capabilities_digest(_Discovery({**base, "": ["v1", "v2"]}, aggregated))
 
 
 def test_history_entries_from_a_stored_release_and_picking_a_revision():

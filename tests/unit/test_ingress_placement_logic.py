@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
-from ansible_collections.mybinder.deploy.plugins.modules.ingress_placement import (
+from ansible_collections.mybinder.deploy.plugins.module_utils._ingress_placement import (
     all_on_cordoned_message,
     capacity_warning,
     node_view,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
-from ansible_collections.mybinder.deploy.plugins.action.verify_namespace import summary
+from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import deploy_summary as summary
 
 
 def test_every_release_the_hosts_and_the_health_counts():
