@@ -65,7 +65,39 @@ def placement(kube: KubeClient, ns: str, pools: dict[str, Any], problems: list[s
             counts["user_pods"] += 1
         if pinned == core and on != core:
             problems.append(f"core component {name} runs on node {node}, which is not in the core pool")
+    counts["user_node_strays"] = user_node_strays(kube, node_pool, pools, problems)
     return counts
+
+
+# What belongs on a user node besides DaemonSet pods: user servers, builds and the placeholders
+# that keep room for them (their `component` labels in the JupyterHub and BinderHub charts).
+USER_COMPONENTS = frozenset({"singleuser-server", "binderhub-build", "user-placeholder"})
+
+
+def user_node_strays(kube: KubeClient, node_pool: dict[str, Any], pools: dict[str, Any], problems: list[str]) -> int:
+    """Cluster-wide, every namespace: a pod on a user node that is not a user server, a build, a
+    placeholder or a DaemonSet pod keeps the cluster autoscaler from removing that node (the
+    kube-dns problem of the original deployment), so each one is a problem."""
+    label, core, user = pools["label"], pools["core"], pools["user"]
+    strays = 0
+    for node in sorted(n for n, pool in node_pool.items() if pool == user):
+        for pod in kube.items("/api/v1/pods", fieldSelector=f"spec.nodeName={node}"):
+            meta = pod.get("metadata") or {}
+            if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or []):
+                continue
+            if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+                continue
+            if (meta.get("labels") or {}).get("component") in USER_COMPONENTS:
+                continue
+            strays += 1
+            problems.append(
+                f"pod {meta.get('namespace')}/{meta.get('name')} runs on user node {node}, where only user servers, "
+                f"builds, placeholders and DaemonSet pods belong (it keeps the autoscaler from removing the node): "
+                f"pin it to the core pool (nodeSelector {label}={core})"
+            )
+    return strays
 
 
 def check(kube: KubeClient, p: dict[str, Any]) -> dict[str, Any]:

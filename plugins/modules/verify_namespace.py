@@ -62,6 +62,8 @@ options:
       - With a core and a user node pool, check placement in the namespace - every pod that is not a DaemonSet
         pod must be pinned to a pool (C(nodeSelector) on O(node_pools.label)), pods pinned to the core pool run on
         core nodes, and nothing that is not pinned to the core pool runs on a core node.
+      - And in the whole cluster, every namespace - a user node holds nothing but user servers, builds, user
+        placeholders and DaemonSet pods (anything else keeps the cluster autoscaler from removing the node).
       - Not checked when not set.
     type: dict
     suboptions:
@@ -136,7 +138,7 @@ placement:
   description: Result of the node pool check (with O(node_pools)).
   returned: when O(node_pools) is set
   type: dict
-  sample: {core_pods: 7, user_pods: 2}
+  sample: {core_pods: 7, user_pods: 2, user_node_strays: 0}
 hosts:
   description: For each expected host, the Ingress serving it and its TLS secret (empty when none).
   returned: always

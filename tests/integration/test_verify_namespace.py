@@ -100,3 +100,57 @@ def test_a_user_limited_to_its_namespace_passes_and_is_told_why_the_releases_are
     assert out["releases"] == []
     assert "listing the cluster's Helm releases failed" in out["releases_error"]
     assert "forbidden" in out["releases_error"].lower(), out["releases_error"]
+
+
+def deployment(name: str, namespace: str, pool: str, component: str) -> dict:
+    labels = {"app": name, "component": component}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {"mybinder.org/node-purpose": pool},
+                    "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                    "terminationGracePeriodSeconds": 0,
+                },
+            },
+        },
+    }
+
+
+def test_a_pod_on_a_user_node_that_is_no_user_pod_fails_the_check_in_any_namespace(cluster, namespace, tmp_path):
+    """Anything but user servers, builds, placeholders and DaemonSet pods on a user node keeps the
+    autoscaler from removing it (cert-manager's pods did, before the tls role pinned them)."""
+    other = f"{namespace}-elsewhere"
+    cluster.kubectl("create", "namespace", other)
+    try:
+        docs = [
+            deployment("stray", other, "user", "stray"),
+            deployment("placeholder", other, "user", "user-placeholder"),
+        ]
+        cluster.kubectl("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+        cluster.kubectl("rollout", "status", "deployment/stray", "deployment/placeholder", "-n", other, "--timeout=60s")
+        pools = {"core": "core", "user": "user"}
+        args = {"namespace": namespace, "node_pools": pools, "timeout": 3, "kubeconfig": str(cluster.kubeconfig)}
+        out = run_module(args, tmp_path)
+        assert out.get("failed"), out
+        stray = cluster.get_json("pods", "-n", other, "-l", "app=stray")["items"][0]
+        node = stray["spec"]["nodeName"]
+        assert (
+            f"pod {other}/{stray['metadata']['name']} runs on user node {node}, where only user servers, builds, "
+            "placeholders and DaemonSet pods belong" in out["msg"]
+        )
+        assert "pin it to the core pool (nodeSelector mybinder.org/node-purpose=core)" in out["msg"]
+        assert f"{other}/placeholder" not in out["msg"]  # a user placeholder belongs there
+
+        cluster.kubectl("delete", "deployment", "stray", "-n", other, "--wait=true")
+        cluster.kubectl("wait", "--for=delete", "pod", "-l", "app=stray", "-n", other, "--timeout=60s")
+        again = run_module(args, tmp_path)
+        assert f"pod {other}/" not in str(again.get("msg", "")), again
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
