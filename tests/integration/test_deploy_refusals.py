@@ -10,7 +10,7 @@ import json
 import os
 
 import pytest
-from deploy_testlib import deploy, history, overrides, small_chart
+from deploy_testlib import deploy, helm, history, overrides, small_chart
 
 from conftest import ROOT
 
@@ -153,3 +153,39 @@ def test_chart_mirror_that_does_not_answer_is_named_with_the_command_to_start_it
     assert "the chart mirror http://127.0.0.1:1 does not answer" in res.output
     assert "tools/chart-mirror.py start" in res.output
     assert history(cluster, ns, ns) == []
+
+
+def test_values_that_break_the_real_charts_schemas_are_named_by_key_path_before_anything_changes(cluster, tmp_path):
+    """binderhub and jupyterhub ship a values.schema.json: a misspelt key and a wrong type are
+    refused by the render, named by their path in the operator's values, on a first install (nothing
+    made) and on an upgrade (the serving revision untouched)."""
+    ns = f"schema-{os.getpid()}"
+    for step in ("1", "2", "3"):
+        (tmp_path / step).mkdir()
+    # the local environment's registry (its secret file has the credentials for it)
+    prefix = {"image_prefix": "registry.local.mybinder.test/r2d-"}
+    misspelt = {"binderhub": {"config": {"BinderHub": prefix}, "jupyterhub": {"hub": {"nodeSelectr": {"a": "b"}}}}}
+    first = deploy(tmp_path / "1", overrides(tmp_path / "1", ns, ROOT / "mybinder", misspelt))
+    assert first.rc != 0
+    assert "the values break the charts' values schemas (nothing was installed)" in first.output
+    assert "binderhub.jupyterhub.hub.nodeSelectr: unknown key (the jupyterhub chart's schema" in first.output
+    assert history(cluster, ns, ns) == []
+    assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0  # nothing made
+    try:
+        good = {"binderhub": {"config": {"BinderHub": prefix}}}
+        ok = deploy(tmp_path / "2", overrides(tmp_path / "2", ns, ROOT / "mybinder", good), "--tags", "mybinder")
+        assert ok.rc == 0, ok.output[-3000:]
+        wrong_type = {
+            "binderhub": {"config": {"BinderHub": prefix}, "replicas": "two", "jupyterhub": {"cull": {"maxAge": "6h"}}}
+        }
+        refused = deploy(
+            tmp_path / "3", overrides(tmp_path / "3", ns, ROOT / "mybinder", wrong_type), "--tags", "mybinder"
+        )
+        assert refused.rc != 0
+        assert "binderhub.replicas: got string, want integer" in refused.output
+        assert "binderhub.jupyterhub.cull.maxAge: got string, want null or integer" in refused.output
+        assert "Nothing was changed: revision 1 still serves." in refused.output
+        assert [(h["revision"], h["status"]) for h in history(cluster, ns, ns)] == [(1, "deployed")]
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        helm(cluster, "uninstall", ns, "-n", ns, check=False)
