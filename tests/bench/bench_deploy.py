@@ -170,7 +170,7 @@ class Raw:
             "--server-side",
             "--force-conflicts",
             "-f",
-            str(ROOT / "tests/stand-in-charts/cert-manager/cert-manager.crds.yaml"),
+            str(ROOT.parent / "shared" / "charts" / "manifests" / "cert-manager.crds.yaml"),
         )
         namespaces = []
         for rel in self.releases:

@@ -29,7 +29,10 @@ PLAYBOOK = """---
         tasks_from: {entry}
 """
 INCLUDE_TASK = "Include mybinder.deploy."
-CRDS = ROOT / "tests" / "stand-in-charts" / "cert-manager" / "cert-manager.crds.yaml"
+# cert-manager's real CRD manifest, as the mirror directory holds it (manifests/)
+CRDS = ROOT.parent / "shared" / "charts" / "manifests" / "cert-manager.crds.yaml"
+# Where the local cluster serves cert-manager's real webhook (tools/localpods.py)
+WEBHOOK_HOST_FILE = Path(os.environ.get("MYBINDER_CLUSTER_DIR", ROOT / ".cluster")) / "cert-manager-webhook-host"
 
 
 @dataclass
@@ -166,13 +169,15 @@ def mirror_url() -> str:
 
 
 def tls_vars(cluster: Any, **overrides: Any) -> dict[str, Any]:
-    """The local-inventory TLS settings, pointed at the test cluster and the stand-in mirror."""
+    """The local-inventory TLS settings, pointed at the test cluster, the chart mirror (the real
+    charts) and the cluster's real webhook process."""
     base: dict[str, Any] = {
         "tls_kubeconfig": str(cluster.kubeconfig),
         "tls_chart_mirror": mirror_url(),
         "tls_acme_email": "ops@mybinder.test",
         "tls_cluster_issuer": "letsencrypt-staging",
         "tls_cert_manager_crds_src": str(CRDS),
+        "tls_cert_manager_values": {"webhook": {"url": {"host": WEBHOOK_HOST_FILE.read_text().strip()}}},
         "tls_rollout_timeout": 240,
     }
     base.update(overrides)
@@ -183,7 +188,7 @@ def ingress_vars(cluster: Any, **overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "ingress_kubeconfig": str(cluster.kubeconfig),
         "ingress_chart_mirror": mirror_url(),
-        "ingress_values": {"controller": {"terminationGracePeriodSeconds": 1}},
+        "ingress_values": {"controller": {"terminationGracePeriodSeconds": 1, "admissionWebhooks": {"enabled": False}}},
         "ingress_rollout_timeout": 240,
     }
     base.update(overrides)
