@@ -250,7 +250,7 @@ def test_use_registry_without_a_password_is_refused_naming_the_values_to_set(tmp
         registry_values(tmp_path, {"url": "https://gcr.io", "username": "_json_key", "password": ""}, "gcr.io/p/r2d-")
     )
     assert "use_registry is true but binderhub.registry.password is empty" in err
-    assert "secret/config/<env>.yaml (binderhub.registry.url, binderhub.registry.username" in err
+    assert "binderhub.registry.url and .username in config/<env>.yaml and binderhub.registry.password in secret" in err
 
 
 def test_registry_credentials_for_another_host_than_image_prefix_are_refused(tmp_path):
