@@ -1,9 +1,13 @@
 """kube-lego -> cert-manager on the real local API server: the certificates kube-lego issued keep
 serving until cert-manager has replaced each of them, and kube-lego is removed only after that.
 
-cert-manager's controllers do not run here (stand-in chart, no ACME server): where cert-manager
-would act (ingress-shim creating a Certificate, the issuing controller writing the secret and the
-Ready condition), the test makes exactly those API writes itself, then checks what the role does."""
+kube-lego cannot run on this cluster (its last chart uses API groups Kubernetes 1.16 removed), so
+the cluster's legacy kube-lego release is installed from a fixture chart (tests/stand-in-charts/
+kube-lego: apps/v1) as a cluster that still runs kube-lego has it. cert-manager is the real chart
+with its real webhook, but no ACME server answers here yet, so its controller is kept at zero
+replicas: where it would act (ingress-shim creating a Certificate, the issuing controller writing
+the secret and the Ready condition), the test makes exactly those API writes itself, then checks
+what the role does."""
 
 from __future__ import annotations
 
@@ -22,6 +26,34 @@ import tls_testlib as tl
 pytestmark = pytest.mark.cluster
 
 HOST = "binder.migration.mybinder.test"
+LEGACY_KUBE_LEGO = Path(__file__).resolve().parents[1] / "stand-in-charts" / "kube-lego"
+
+
+def install_legacy_kube_lego(cluster) -> None:
+    """The kube-lego release a cluster that still runs kube-lego has (fixture chart, apps/v1)."""
+    res = cluster_helm(
+        cluster,
+        "install", "kube-lego", str(LEGACY_KUBE_LEGO), "-n", "kube-lego", "--create-namespace",
+        "--set", "config.LEGO_EMAIL=ops@mybinder.test",
+        "--set", "config.LEGO_URL=https://acme-v01.api.letsencrypt.org/directory",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+
+
+def cluster_helm(cluster, *args: str):
+    import subprocess
+
+    return subprocess.run(
+        [str(cluster.bin_dir / "helm"), "--kubeconfig", str(cluster.kubeconfig), *args], capture_output=True, text=True
+    )
+
+
+def controller_off(cluster) -> dict:
+    """The TLS settings with cert-manager's controller at zero replicas (its webhook and cainjector
+    run): no ACME server answers here, and the test plays the controller's part."""
+    variables = tl.tls_vars(cluster)
+    variables["tls_cert_manager_values"] = {**variables["tls_cert_manager_values"], "replicaCount": 0}
+    return variables
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +97,16 @@ def secret_state(cluster, namespace: str, name: str) -> tuple[str, str, dict]:
 def test_kube_lego_to_cert_manager_without_a_certificate_gap(cluster, clean, namespace):
     lego_ca, le_ca = th.make_ca("kube-lego era CA"), th.make_ca("cert-manager era CA")
 
-    # 1. a kube-lego cluster: kube-lego's own release, with the e-mail and ACME URL
-    run = tl.expect_ok(tl.run_role("tls", tl.tls_vars(cluster, tls_provider="kube-lego")))
-    assert run.fact("tls_result")["ingress_annotations"] == {"kubernetes.io/tls-acme": "true"}
-    assert tl.helm_releases(cluster)["kube-lego"]["chart"] == "kube-lego-0.4.3"
+    # 1. a kube-lego cluster: kube-lego's own release, as the legacy install left it. The role
+    #    refuses to install or upgrade it here (Kubernetes >= 1.16), naming the way out.
+    install_legacy_kube_lego(cluster)
+    refused = tl.run_role("tls", tl.tls_vars(cluster, tls_provider="kube-lego"))
+    assert not refused.ok and refused.changed() == []
+    msg = refused.failed()[0][1]["msg"]
+    assert "kube-lego cannot run on this cluster (Kubernetes v1.34" in msg
+    assert "Set tls_provider: cert-manager" in msg
+    assert tl.helm_releases(cluster)["kube-lego"]["revision"] == "1"
     lego = cluster.get_json("deployment", "kube-lego", "-n", "kube-lego")
-    env = {e["name"]: e.get("value") for e in lego["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["LEGO_EMAIL"] == "ops@mybinder.test"
-    assert env["LEGO_URL"] == "https://acme-v01.api.letsencrypt.org/directory"
     assert lego["spec"]["replicas"] == 1
     assert "cert-manager.io" not in cluster.kubectl("get", "crd", "-o", "name").stdout
 
@@ -95,7 +129,7 @@ def test_kube_lego_to_cert_manager_without_a_certificate_gap(cluster, clean, nam
     before = secret_state(cluster, namespace, "binder-tls")
 
     # 2. the environment switches to cert-manager; check mode first predicts it and changes nothing
-    cm_vars = tl.tls_vars(cluster)
+    cm_vars = controller_off(cluster)
     predicted = tl.expect_ok(tl.run_role("tls", cm_vars, check=True))
     assert any("Install cert-manager" in n for n in predicted.changed())
     assert any("Pause kube-lego" in n for n in predicted.changed())
@@ -212,7 +246,7 @@ def test_kube_lego_to_cert_manager_without_a_certificate_gap(cluster, clean, nam
 
 def test_a_cluster_without_acme_ingresses_drops_kube_lego_at_once(cluster, clean, namespace):
     tl.reset_tls(cluster)
-    tl.expect_ok(tl.run_role("tls", tl.tls_vars(cluster, tls_provider="kube-lego")))
+    install_legacy_kube_lego(cluster)
     # an ingress that was cert-manager's all along: kube-lego never served it, nothing to wait for
     theirs = ingress(namespace, "theirs", "theirs-tls", "theirs.mybinder.test", {"cert-manager.io/cluster-issuer": "x"})
     cluster.kubectl("apply", "-f", "-", input_text=json.dumps(theirs))
@@ -222,6 +256,6 @@ def test_a_cluster_without_acme_ingresses_drops_kube_lego_at_once(cluster, clean
         annotations = ing["metadata"].get("annotations") or {}
         if annotations.get("kubernetes.io/tls-acme") == "true":  # kube-lego's; others are not its business
             cluster.kubectl("delete", "ingress", ing["metadata"]["name"], "-n", ing["metadata"]["namespace"])
-    run = tl.expect_ok(tl.run_role("tls", tl.tls_vars(cluster)))
+    run = tl.expect_ok(tl.run_role("tls", controller_off(cluster)))
     assert run.fact("tls_migration") == {"secrets": [], "pending": [], "complete": True, "kube_lego_removed": True}
     assert "kube-lego" not in tl.helm_releases(cluster)

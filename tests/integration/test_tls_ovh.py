@@ -64,10 +64,11 @@ def clean(cluster):
 
 def ovh_vars(cluster, namespace: str) -> dict:
     return {
-        # inventories/ovh, pointed at the local cluster and the stand-in mirror
+        # inventories/ovh, pointed at the local cluster, the chart mirror and the real webhook
         "tls_kubeconfig": str(cluster.kubeconfig),
         "tls_chart_mirror": tl.mirror_url(),
         "tls_cert_manager_crds_src": str(tl.CRDS),
+        "tls_cert_manager_values": {"webhook": {"url": {"host": tl.WEBHOOK_HOST_FILE.read_text().strip()}}},
         "mybinder_repo_dir": str(ROOT),
         "mybinder_namespace": namespace,
         "tls_rollout_timeout": 240,

@@ -71,7 +71,14 @@ def test_cert_manager_crds_release_and_issuers_check_converge_idempotent(cluster
     changed = real.changed()
     order = [n for n in changed if "CRDs" in n or "Install cert-manager" in n or "ClusterIssuers" in n]
     assert [o.split(" ")[0] for o in order] == ["Apply", "Install", "Keep"], changed  # CRDs, release, issuers
-    assert "stand-in" in real.messages().lower()  # a stand-in chart is never presented as the real one
+    assert "stand-in" not in real.messages().lower()  # the real chart
+    # the real webhook admitted the ClusterIssuers: cert-manager's own defaulting is in them
+    issuer = json.loads(cluster.kubectl("get", "clusterissuer", "letsencrypt-staging", "-o", "json").stdout)
+    assert issuer["spec"]["acme"]["server"] == "https://acme-staging-v02.api.letsencrypt.org/directory"
+    # ... on the core pool, where the autoscaler never needs to reclaim a node
+    for pod in cluster.get_json("pods", "-n", "cert-manager")["items"]:
+        if pod["status"].get("phase") == "Running":
+            assert pod["spec"]["nodeSelector"].get("mybinder.org/node-purpose") == "core", pod["metadata"]["name"]
 
     # the CRDs are not helm's: applied server-side by our field manager, never by the chart
     for crd in ("clusterissuers", "issuers", "certificates", "certificaterequests", "orders", "challenges"):
