@@ -8,10 +8,9 @@ ends with ``conclude()``, which turns it into ``fail_json(**exc.result())`` in e
 as kubernetes.core's modules do with their own exception type. Nothing below ``main()`` calls
 ``fail_json``; a missing library is a ``Requirement`` that ``conclude()`` checks first.
 
-One exception to the rule: ``_git_crypt.GitCryptError`` has the same shape (``msg``, ``details``,
-``result()``) but its own root, because _git_crypt.py is also imported outside Ansible by
-tools/check-plaintext-secrets.py, as a file of its own; the two modules that use it turn it into a
-ModuleError (``ModuleError(**exc.result())``).
+``_git_crypt.GitCryptError`` is a ModuleError too, with the same shape (``msg``, ``details``,
+``result()``) and, when tools/check-plaintext-secrets.py imports _git_crypt.py as a file of its
+own outside Ansible, ``Exception`` for its root.
 """
 
 from __future__ import annotations

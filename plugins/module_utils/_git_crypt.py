@@ -42,6 +42,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+try:  # the collection's exception root, when this file is imported as part of the collection
+    from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError as _ErrorRoot
+except ImportError:  # tools/check-plaintext-secrets.py imports this file on its own (standard library only)
+    _ErrorRoot = Exception  # type: ignore[assignment,misc]
+
 HEADER = b"\x00GITCRYPT\x00"
 KEY_MAGIC = b"\x00GITCRYPTKEY"
 KEY_FORMAT_VERSION = 2
@@ -76,8 +81,9 @@ DEFAULT_PRIVATE_PATTERNS = (
 _CONFIG_RE = r"^(filter|diff)\.git-crypt(-[^.]+)?\."
 
 
-class GitCryptError(Exception):
-    """A failure an operator can act on. Message and details never hold key material or secret values."""
+class GitCryptError(_ErrorRoot):  # type: ignore[valid-type,misc]
+    """A failure an operator can act on. Message and details never hold key material or secret values.
+    In the collection a ModuleError (_errors.py); outside it, with the same msg, details and result()."""
 
     def __init__(self, msg: str, **details: object) -> None:
         super().__init__(msg)
@@ -85,8 +91,7 @@ class GitCryptError(Exception):
         self.details = details
 
     def result(self) -> dict[str, object]:
-        """The keyword arguments of fail_json (as _errors.ModuleError.result, whose root this class
-        cannot share: tools/check-plaintext-secrets.py imports this file on its own)."""
+        """The keyword arguments of fail_json (as _errors.ModuleError.result)."""
         return {"msg": self.msg, **self.details}
 
 

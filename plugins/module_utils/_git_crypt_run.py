@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._git_crypt import (
     GitCryptCli,
     GitCryptError,
@@ -58,11 +57,8 @@ def build_request(
 
 def run(p: dict[str, Any], check_mode: bool, diff: bool, bin_path: Callable[[str], str | None]) -> dict[str, Any]:
     """One run of git_crypt: the repository in the state asked for, with the diff of its state."""
-    try:
-        cli, request = build_request(p, check_mode, bin_path)
-        result = ensure(cli, request)
-    except GitCryptError as exc:  # _git_crypt's own root, shaped as _errors.ModuleError (see there)
-        raise ModuleError(**exc.result()) from exc
+    cli, request = build_request(p, check_mode, bin_path)
+    result = ensure(cli, request)
     if diff:
         result["diff"] = {
             "before": f"state: {result['state_before']}\n",

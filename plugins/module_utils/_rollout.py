@@ -21,6 +21,9 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client impor
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
+# How long rollout_status waits in all by default (its timeout option, and its action plugin's).
+ROLLOUT_TIMEOUT = 300
+
 # The options of a module that its action plugin runs in rounds (plugin_utils/_rounds.py),
 # documented in the mybinder.deploy.attributes.rounds doc fragment.
 ROUNDS_ARG_SPEC: dict[str, dict[str, Any]] = {

@@ -98,10 +98,7 @@ def run_checks(p: dict[str, Any], git: str | None) -> tuple[dict, list[str]]:
 
 def run(p: dict[str, Any], git: str | None) -> dict[str, Any]:
     """One run of secrets_check with its module parameters: a ModuleError naming every problem found."""
-    try:
-        result, problems = run_checks(p, git)
-    except GitCryptError as exc:  # _git_crypt's own root, shaped as _errors.ModuleError (see there)
-        raise ModuleError(**exc.result()) from exc
+    result, problems = run_checks(p, git)
     if problems:
         raise ModuleError("; ".join(problems), **result)
     return result

@@ -25,6 +25,10 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client impor
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import pauses, pod_problem, selector_string
 
+# How long verify_namespace waits for a healthy namespace by default (its timeout option, and its
+# action plugin's).
+VERIFY_TIMEOUT = 120
+
 
 def host_matches(pattern: str, host: str) -> bool:
     """TLS host matching: a wildcard covers exactly one leftmost label."""

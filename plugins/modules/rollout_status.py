@@ -123,7 +123,11 @@ from dataclasses import replace
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC, KUBERNETES
-from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC, rollout_status
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import (
+    ROLLOUT_TIMEOUT,
+    ROUNDS_ARG_SPEC,
+    rollout_status,
+)
 
 
 def main() -> None:
@@ -131,7 +135,7 @@ def main() -> None:
         argument_spec={
             "objects": {"type": "list", "elements": "dict"},
             "namespace": {"type": "str"},
-            "timeout": {"type": "int", "default": 300},
+            "timeout": {"type": "int", "default": ROLLOUT_TIMEOUT},
             **ROUNDS_ARG_SPEC,
             "events": {"type": "int", "default": 5},
             "interval": {"type": "float", "default": 0.5},

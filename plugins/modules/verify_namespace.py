@@ -164,7 +164,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC, KUBERNETES
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROUNDS_ARG_SPEC
-from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import verify_namespace
+from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import VERIFY_TIMEOUT, verify_namespace
 
 
 def main() -> None:
@@ -184,7 +184,7 @@ def main() -> None:
                     "user": {"type": "str", "required": True},
                 },
             },
-            "timeout": {"type": "int", "default": 120},
+            "timeout": {"type": "int", "default": VERIFY_TIMEOUT},
             **ROUNDS_ARG_SPEC,
             "interval": {"type": "float", "default": 2.0},
             "list_releases": {"type": "bool", "default": False},

@@ -16,11 +16,16 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import ROLLOUT_TIMEOUT, ROUNDS_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import VERIFY_TIMEOUT
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._inprocess import ModuleAction, run_module
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import PROGRESS, tell
 
 # The module's own default of its timeout option, for the action plugin's deadline.
-DEFAULT_TIMEOUT = {"mybinder.deploy.rollout_status": 300, "mybinder.deploy.verify_namespace": 120}
+DEFAULT_TIMEOUT = {
+    "mybinder.deploy.rollout_status": ROLLOUT_TIMEOUT,
+    "mybinder.deploy.verify_namespace": VERIFY_TIMEOUT,
+}
 
 
 def run_rounds(
@@ -65,6 +70,6 @@ class RoundsAction(ModuleAction):
 
     def execute(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         timeout = float(args.get("timeout", DEFAULT_TIMEOUT[self.module_name]))
-        interval = float(args.get("progress_interval", 10))
+        interval = float(args.get("progress_interval", ROUNDS_ARG_SPEC["progress_interval"]["default"]))
         describe = PROGRESS[self.module_name]
         return run_rounds(self, task_vars, self.module, self.module_name, args, timeout, interval, describe)

@@ -68,8 +68,9 @@ def test_module_utils_import_the_collection_at_the_top_only():
 
 
 def test_git_crypt_helpers_stay_standard_library_only():
-    """tools/check-plaintext-secrets.py imports _git_crypt.py as a file of its own."""
-    assert not collection_imports(PLUGINS / "module_utils" / "_git_crypt.py")
+    """tools/check-plaintext-secrets.py imports _git_crypt.py as a file of its own: the error root
+    is its one (optional) import of the collection."""
+    assert collection_imports(PLUGINS / "module_utils" / "_git_crypt.py") <= {"module_utils._errors"}
 
 
 @pytest.mark.parametrize("path", python_files("modules"), ids=lambda p: p.name)
