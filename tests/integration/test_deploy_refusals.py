@@ -164,7 +164,14 @@ def test_values_that_break_the_real_charts_schemas_are_named_by_key_path_before_
         (tmp_path / step).mkdir()
     # the local environment's registry (its secret file has the credentials for it)
     prefix = {"image_prefix": "registry.local.mybinder.test/r2d-"}
-    misspelt = {"binderhub": {"config": {"BinderHub": prefix}, "jupyterhub": {"hub": {"nodeSelectr": {"a": "b"}}}}}
+    registry = {"url": "https://registry.local.mybinder.test", "username": "mybinder-local"}
+    misspelt = {
+        "binderhub": {
+            "registry": registry,
+            "config": {"BinderHub": prefix},
+            "jupyterhub": {"hub": {"nodeSelectr": {"a": "b"}}},
+        }
+    }
     first = deploy(tmp_path / "1", overrides(tmp_path / "1", ns, ROOT / "mybinder", misspelt))
     assert first.rc != 0
     assert "the values break the charts' values schemas (nothing was installed)" in first.output
@@ -172,11 +179,16 @@ def test_values_that_break_the_real_charts_schemas_are_named_by_key_path_before_
     assert history(cluster, ns, ns) == []
     assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0  # nothing made
     try:
-        good = {"binderhub": {"config": {"BinderHub": prefix}}}
+        good = {"binderhub": {"registry": registry, "config": {"BinderHub": prefix}}}
         ok = deploy(tmp_path / "2", overrides(tmp_path / "2", ns, ROOT / "mybinder", good), "--tags", "mybinder")
         assert ok.rc == 0, ok.output[-3000:]
         wrong_type = {
-            "binderhub": {"config": {"BinderHub": prefix}, "replicas": "two", "jupyterhub": {"cull": {"maxAge": "6h"}}}
+            "binderhub": {
+                "registry": registry,
+                "config": {"BinderHub": prefix},
+                "replicas": "two",
+                "jupyterhub": {"cull": {"maxAge": "6h"}},
+            }
         }
         refused = deploy(
             tmp_path / "3", overrides(tmp_path / "3", ns, ROOT / "mybinder", wrong_type), "--tags", "mybinder"

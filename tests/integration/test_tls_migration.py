@@ -48,14 +48,6 @@ def cluster_helm(cluster, *args: str):
     )
 
 
-def controller_off(cluster) -> dict:
-    """The TLS settings with cert-manager's controller at zero replicas (its webhook and cainjector
-    run): no ACME server answers here, and the test plays the controller's part."""
-    variables = tl.tls_vars(cluster)
-    variables["tls_cert_manager_values"] = {**variables["tls_cert_manager_values"], "replicaCount": 0}
-    return variables
-
-
 @pytest.fixture(scope="module")
 def clean(cluster):
     tl.reset_tls(cluster)
@@ -129,7 +121,7 @@ def test_kube_lego_to_cert_manager_without_a_certificate_gap(cluster, clean, nam
     before = secret_state(cluster, namespace, "binder-tls")
 
     # 2. the environment switches to cert-manager; check mode first predicts it and changes nothing
-    cm_vars = controller_off(cluster)
+    cm_vars = tl.controller_off(cluster)
     predicted = tl.expect_ok(tl.run_role("tls", cm_vars, check=True))
     assert any("Install cert-manager" in n for n in predicted.changed())
     assert any("Pause kube-lego" in n for n in predicted.changed())
@@ -256,6 +248,6 @@ def test_a_cluster_without_acme_ingresses_drops_kube_lego_at_once(cluster, clean
         annotations = ing["metadata"].get("annotations") or {}
         if annotations.get("kubernetes.io/tls-acme") == "true":  # kube-lego's; others are not its business
             cluster.kubectl("delete", "ingress", ing["metadata"]["name"], "-n", ing["metadata"]["namespace"])
-    run = tl.expect_ok(tl.run_role("tls", controller_off(cluster)))
+    run = tl.expect_ok(tl.run_role("tls", tl.controller_off(cluster)))
     assert run.fact("tls_migration") == {"secrets": [], "pending": [], "complete": True, "kube_lego_removed": True}
     assert "kube-lego" not in tl.helm_releases(cluster)

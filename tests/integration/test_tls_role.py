@@ -130,9 +130,10 @@ def test_cert_manager_crds_release_and_issuers_check_converge_idempotent(cluster
 
 
 def test_the_api_server_accepts_cert_manager_objects_and_rejects_broken_ones(cluster, clean, namespace):
-    """What the CRDs (applied by the role in the test above) enforce on the real API server."""
-    if "certificates.cert-manager.io" not in cluster.kubectl("get", "crd", "-o", "name").stdout:
-        tl.expect_ok(tl.run_role("tls", tl.tls_vars(cluster)))
+    """What cert-manager's real CRDs and its real webhook (failurePolicy Fail) enforce on the real API
+    server. Its controller is kept at zero replicas: no ACME server answers here, and it would act on
+    the objects below."""
+    tl.expect_ok(tl.run_role("tls", tl.controller_off(cluster)))
     ref = {"name": "letsencrypt-staging", "kind": "ClusterIssuer", "group": "cert-manager.io"}
     objs = [
         {
@@ -144,29 +145,8 @@ def test_the_api_server_accepts_cert_manager_objects_and_rejects_broken_ones(clu
         {
             "apiVersion": "cert-manager.io/v1",
             "kind": "CertificateRequest",
-            "metadata": {"name": "binder-tls-1"},
-            "spec": {"request": "LS0tLS1CRUdJTg==", "issuerRef": ref},
-        },
-        {
-            "apiVersion": "acme.cert-manager.io/v1",
-            "kind": "Order",
-            "metadata": {"name": "binder-tls-1-1"},
-            "spec": {"request": "LS0tLS1CRUdJTg==", "issuerRef": ref, "dnsNames": ["binder.test"]},
-        },
-        {
-            "apiVersion": "acme.cert-manager.io/v1",
-            "kind": "Challenge",
-            "metadata": {"name": "binder-tls-1-1-0"},
-            "spec": {
-                "authorizationURL": "https://acme.test/a",
-                "dnsName": "binder.test",
-                "issuerRef": ref,
-                "key": "k",
-                "token": "t",
-                "type": "HTTP-01",
-                "url": "https://acme.test/c",
-                "solver": {"http01": {"ingress": {"ingressClassName": "nginx"}}},
-            },
+            "metadata": {"name": "binder-tls-manual"},
+            "spec": {"request": tl.csr_b64("binder.test"), "issuerRef": ref},
         },
         {
             "apiVersion": "cert-manager.io/v1",
@@ -178,13 +158,10 @@ def test_the_api_server_accepts_cert_manager_objects_and_rejects_broken_ones(clu
     for obj in objs:
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(obj))
     listed = cluster.kubectl("get", "cert-manager", "-n", namespace, "-o", "name").stdout  # the category works
-    assert (
-        "certificate.cert-manager.io/binder-tls" in listed
-        and "challenge.acme.cert-manager.io/binder-tls-1-1-0" in listed
-    )
+    assert "certificate.cert-manager.io/binder-tls" in listed and "issuer.cert-manager.io/selfsigned" in listed
     # shortName and the Ready column
     assert "binder-tls" in cluster.kubectl("get", "cert", "-n", namespace).stdout
-    # status is a subresource: cert-manager's writes (and the tests' stand-in for them) go there
+    # status is a subresource: cert-manager's writes (and the tests' writes in its place) go there
     cluster.kubectl(
         "patch",
         "certificate",
@@ -199,34 +176,24 @@ def test_the_api_server_accepts_cert_manager_objects_and_rejects_broken_ones(clu
     assert tl.condition(cluster.get_json("certificate", "binder-tls", "-n", namespace)) == "True"
 
     broken = [
+        # the CRDs' schemas
         (
-            {
-                "apiVersion": "cert-manager.io/v1",
-                "kind": "Certificate",
-                "metadata": {"name": "no-secret"},
-                "spec": {"issuerRef": ref},
-            },
+            {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "no-secret"},
+             "spec": {"issuerRef": ref, "dnsNames": ["x.test"]}},
             "spec.secretName: Required value",
         ),
         (
-            {
-                "apiVersion": "cert-manager.io/v1",
-                "kind": "ClusterIssuer",
-                "metadata": {"name": "no-server"},
-                "spec": {"acme": {"email": "a@b.c", "privateKeySecretRef": {"name": "k"}}},
-            },
+            {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "no-server"},
+             "spec": {"acme": {"email": "a@b.c", "privateKeySecretRef": {"name": "k"}}}},
             "spec.acme.server: Required value",
         ),
+        # the webhook: rules no schema can say (a certificate for no name at all)
         (
-            {
-                "apiVersion": "acme.cert-manager.io/v1",
-                "kind": "Challenge",
-                "metadata": {"name": "bad-type"},
-                "spec": {**objs[3]["spec"], "type": "TLS-ALPN-01"},
-            },
-            "spec.type: Unsupported value",
+            {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "no-name"},
+             "spec": {"secretName": "no-name", "issuerRef": ref}},
+            'admission webhook "webhook.cert-manager.io" denied the request',
         ),
-    ]
+    ]  # fmt: skip
     for obj, error in broken:
         res = cluster.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(obj), check=False)
         assert res.returncode != 0 and error in res.stderr, res.stderr
@@ -254,19 +221,19 @@ def test_a_hand_made_cert_manager_object_is_refused_naming_the_role_variable_the
     """cert-manager was installed by hand before (one of its ClusterRoles is left): the release is
     not installed, the error names the object and tls_take_ownership; with it, the release adopts it."""
     tl.uninstall(cluster, "cert-manager", "cert-manager")
-    cluster.kubectl("create", "clusterrole", "cert-manager-controller", "--verb=get", "--resource=pods")
+    cluster.kubectl("create", "clusterrole", "cert-manager-controller-issuers", "--verb=get", "--resource=pods")
     try:
         refused = tl.run_role("tls", tl.tls_vars(cluster))
         assert not refused.ok
         (name, result), *_ = refused.failed()
         assert name.startswith("Install cert-manager"), name
-        assert 'ClusterRole "cert-manager-controller"' in result["msg"], result["msg"]
+        assert 'ClusterRole "cert-manager-controller-issuers"' in result["msg"], result["msg"]
         assert result["msg"].endswith("(in this role: tls_take_ownership: true)"), result["msg"]
         assert "cert-manager" not in tl.helm_releases(cluster)
 
         tl.expect_ok(tl.run_role("tls", tl.tls_vars(cluster, tls_take_ownership=True)))
-        notes = cluster.get_json("clusterrole", "cert-manager-controller")["metadata"]["annotations"]
+        notes = cluster.get_json("clusterrole", "cert-manager-controller-issuers")["metadata"]["annotations"]
         assert notes["meta.helm.sh/release-name"] == "cert-manager", notes
     finally:
         tl.uninstall(cluster, "cert-manager", "cert-manager")
-        cluster.kubectl("delete", "clusterrole", "cert-manager-controller", "--ignore-not-found")
+        cluster.kubectl("delete", "clusterrole", "cert-manager-controller-issuers", "--ignore-not-found")

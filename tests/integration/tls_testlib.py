@@ -179,9 +179,37 @@ def tls_vars(cluster: Any, **overrides: Any) -> dict[str, Any]:
         "tls_cert_manager_crds_src": str(CRDS),
         "tls_cert_manager_values": {"webhook": {"url": {"host": WEBHOOK_HOST_FILE.read_text().strip()}}},
         "tls_rollout_timeout": 240,
+        # the local inventory's two node pools (cert-manager's pods go to the core one)
+        "mybinder_node_pool_label": "mybinder.org/node-purpose",
+        "mybinder_node_pools": {"core": "core", "user": "user"},
     }
     base.update(overrides)
     return base
+
+
+def controller_off(cluster: Any, **overrides: Any) -> dict[str, Any]:
+    """tls_vars with cert-manager's controller at zero replicas (its webhook and cainjector run): no
+    ACME server answers here, and a test that plays the controller's part must not race it."""
+    variables = tls_vars(cluster, **overrides)
+    variables["tls_cert_manager_values"] = {**variables["tls_cert_manager_values"], "replicaCount": 0}
+    return variables
+
+
+def csr_b64(host: str) -> str:
+    """A real certificate signing request for host, base64 of its PEM (CertificateRequest.spec.request)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
 
 
 def ingress_vars(cluster: Any, **overrides: Any) -> dict[str, Any]:
