@@ -37,11 +37,13 @@ def _keys(chart_yaml: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _archive_tree(data: bytes, prefix: str, out: dict[str, str]) -> None:
-    """The values prefixes of a packaged chart's own subcharts (charts/<name>/ inside it)."""
+def _archive_tree(data: bytes, keys: dict[str, str], out: dict[str, str]) -> None:
+    """The values prefix of a packaged chart, and of its own subcharts (charts/<name>/ inside it)."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         names = tar.getnames()
         top = names[0].split("/", 1)[0] if names else ""
+        prefix = f"{keys.get(top, top)}."
+        out.setdefault(top, prefix)
         for member in tar.getmembers():
             parts = member.name.split("/")
             # <top>/charts/<sub>/Chart.yaml: a nested chart directory
@@ -68,12 +70,7 @@ def subchart_prefixes(chart_dir: str) -> dict[str, str]:
         path = os.path.join(charts, entry)
         if entry.endswith(".tgz"):
             with open(path, "rb") as fh:
-                data = fh.read()
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-                top = tar.getnames()[0].split("/", 1)[0]
-            key = keys.get(top, top)
-            out.setdefault(top, f"{key}.")
-            _archive_tree(data, f"{key}.", out)
+                _archive_tree(fh.read(), keys, out)
         elif os.path.isfile(os.path.join(path, "Chart.yaml")):
             out.update({name: f"{entry}.{prefix}" for name, prefix in subchart_prefixes(path).items() if name})
             out.setdefault(entry, f"{entry}.")

@@ -19,8 +19,8 @@ description:
     those of the source C(Chart.lock), so neither a mirror nor a republished repository can swap a version.
   - Dependencies are fetched only when the dependency list, the lock or the mirror changed, or an archive is
     missing; otherwise nothing is run, so a no-op deploy costs no network round trip.
-  - Reports every dependency with its version and whether it is a stand-in chart (annotation
-    C(mybinder.org/stand-in), as the local mirror serves them).
+  - Reports every dependency with its version and whether it is a test fixture chart (annotation
+    C(mybinder.org/stand-in), as the chart mirror serves them with C(MYBINDER_FIXTURE_CHARTS) set).
   - kubernetes.core.helm's O(kubernetes.core.helm#module:dependency_update) runs C(helm dependency update) in the
     source tree on every run (network each time, rewrites the lock) and knows no mirror.
 requirements:
@@ -57,7 +57,7 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Build the meta chart from the local stand-in mirror
+- name: Build the meta chart from a chart mirror (an air-gapped operator's repository)
   mybinder.deploy.chart_build:
     src: "{{ mybinder_chart_dir }}"
     dest: "{{ mybinder_build_dir }}/chart"
