@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import fcntl
+import hashlib
 import ipaddress
 import json
 import os
@@ -30,9 +32,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,14 +126,64 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def choose_ports() -> dict[str, int]:
+# Every running local cluster of this user, as a link to its directory: several clusters side by
+# side (inventories/local-fleet) must not be given the same port. A free port is not enough: the
+# cert-manager webhook's port is chosen at `up` but listened on only once cert-manager is deployed.
+REGISTRY = Path(tempfile.gettempdir()) / f"mybinder-localclusters-{os.getuid()}"
+
+
+def registry_entry() -> Path:
+    return REGISTRY / hashlib.sha256(str(STATE_DIR.resolve()).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def registry_locked() -> Iterator[None]:
+    REGISTRY.mkdir(mode=0o700, exist_ok=True)
+    with (REGISTRY / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def ports_of_other_clusters() -> set[int]:
+    """The ports the state of every other registered cluster names (stale entries are dropped)."""
+    taken: set[int] = set()
+    for entry in REGISTRY.iterdir():
+        if entry.name.startswith(".") or entry == registry_entry():
+            continue
+        try:
+            state = json.loads((entry / "state.json").read_text())
+            procs = state["processes"].values()
+            if procs and not any(pid_alive(p["pid"], p["binary"]) for p in procs):
+                raise ValueError("stopped without `down`")
+            taken.update(int(p) for p in state["ports"].values())
+        except (OSError, ValueError, KeyError):
+            entry.unlink(missing_ok=True)
+    return taken
+
+
+def register(state: dict[str, Any]) -> None:
+    """Choose the ports and record this cluster, under the registry's lock."""
+    with registry_locked():
+        state["ports"] = choose_ports(ports_of_other_clusters())
+        save_state(state)
+        entry = registry_entry()
+        entry.unlink(missing_ok=True)
+        entry.symlink_to(STATE_DIR.resolve())
+
+
+def unregister() -> None:
+    with contextlib.suppress(OSError):
+        registry_entry().unlink(missing_ok=True)
+
+
+def choose_ports(reserved: set[int] = frozenset()) -> dict[str, int]:  # type: ignore[assignment]
     ports: dict[str, int] = {}
     for name, preferred in PREFERRED_PORTS.items():
-        if port_free(preferred) and preferred not in ports.values():
+        if port_free(preferred) and preferred not in ports.values() and preferred not in reserved:
             ports[name] = preferred
         else:
             port = free_port()
-            while port in ports.values():
+            while port in ports.values() or port in reserved:
                 port = free_port()
             say(f"port {preferred} ({name}) is taken, using free port {port} instead")
             ports[name] = port
@@ -506,15 +560,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     (STATE_DIR / ".gitignore").write_text("*\n")
     adv = advertise_address()
-    ports = choose_ports()
     state = {
         "processes": {},
-        "ports": ports,
+        "ports": {},
         "bin_dir": str(bdir),
         "advertise_address": adv,
         "nodes": {"core": args.core_nodes, "user": args.user_nodes},
     }
-    save_state(state)
+    register(state)
+    ports = state["ports"]
     make_pki(adv)
     server = f"https://127.0.0.1:{ports['apiserver']}"
     write_kubeconfig(KUBECONFIG, server, "admin")
@@ -727,6 +781,8 @@ def stop(state: dict[str, Any], remove: bool = True) -> list[str]:
     for name in stopped:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(procs[name]["pid"], os.WNOHANG)
+    if remove:
+        unregister()
     if remove and STATE_DIR.exists():
         stop_chart_mirror()
         shutil.rmtree(STATE_DIR)

@@ -292,8 +292,11 @@ def cert_manager(binary: str) -> Callable[[Runner, dict[str, Any], dict[str, Any
             # The chart's `webhook.url.host` (localhost:PORT) is where the API server calls it;
             # the serving certificate must name the host without the port.
             argv += [f"--secure-port={r.webhook_port}", "--dynamic-serving-dns-names=localhost", "--healthz-port=0"]
-        # Each pod would have its own metrics port; processes on one loopback take any free one.
+        # Each pod would have its own metrics port (and the controller its liveness port, 9403);
+        # processes on one loopback, of several local clusters side by side, take any free one.
         argv.append("--metrics-listen-address=127.0.0.1:0")
+        if binary == "controller":
+            argv.append("--internal-healthz-listen-address=127.0.0.1:0")
         # cainjector's client ignores --kubeconfig and reads $KUBECONFIG (controller-runtime)
         return Spec(
             f"{deploy['metadata']['namespace']}/{deploy['metadata']['name']}", argv, env={"KUBECONFIG": kubeconfig}
