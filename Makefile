@@ -3,6 +3,8 @@
 #   make test          the whole suite (lint, sanity, unit, integration, molecule); CI runs this
 #   make test-fast     lint + unit tests, for the inner loop
 #   make cluster-up | cluster-down | cluster-status
+#   make fleet-demo    three local clusters side by side, deployed by one run of deploy.yml
+#   make fleet-up | fleet-down | fleet-status
 #   make bench         benchmarks, written to docs/benchmarks.md
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,7 +19,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
 .PHONY: help venv tools unlock cluster-up cluster-down cluster-status demo test test-fast lint \
-        sanity unit integration molecule bench lock clean
+        sanity unit integration molecule bench lock clean fleet-up fleet-down fleet-status fleet-demo
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -53,6 +55,23 @@ cluster-status:
 
 demo: venv tools cluster-up
 	ansible-playbook deploy.yml -i inventories/local
+
+# inventories/local-fleet: one local cluster per host, each in $(MYBINDER_FLEET_DIR)/<host>.
+export MYBINDER_FLEET_DIR ?= $(CURDIR)/.cluster-fleet
+FLEET_HOSTS = $(shell sed -n 's/^    \(local-[a-z0-9-]*\):$$/\1/p' inventories/local-fleet/hosts.yml)
+
+fleet-up: venv tools
+	for h in $(FLEET_HOSTS); do MYBINDER_CLUSTER_DIR=$(MYBINDER_FLEET_DIR)/$$h $(PY) tools/localcluster.py up; done
+
+fleet-down:
+	for h in $(FLEET_HOSTS); do MYBINDER_CLUSTER_DIR=$(MYBINDER_FLEET_DIR)/$$h $(PY) tools/localcluster.py down; done
+
+fleet-status:
+	rc=0; for h in $(FLEET_HOSTS); do echo "== $$h"; \
+	  MYBINDER_CLUSTER_DIR=$(MYBINDER_FLEET_DIR)/$$h $(PY) tools/localcluster.py status || rc=1; done; exit $$rc
+
+fleet-demo: venv tools fleet-up
+	ansible-playbook deploy.yml -i inventories/local-fleet
 
 # Unlock secret/ with the PUBLIC demo key through the git_crypt module (a no-op when unlocked):
 # the tests read the placeholder secrets. Real keys never go through make.
