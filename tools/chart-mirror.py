@@ -25,11 +25,12 @@ writes it): $MYBINDER_CHART_DIR, or else ../shared/charts beside this checkout w
 Its charts are served as they are, never modified. An air-gapped operator points the deploy at
 such a repository with `mybinder_chart_mirror` (a URL, or the directory itself).
 
-Failure-injection fixtures: with $MYBINDER_FIXTURE_CHARTS set to a directory of chart
-directories, `start` packages those instead and serves them; every such chart must say that it
-is not a real chart (annotation `mybinder.org/stand-in: "true"` and a description starting with
-STAND-IN). Tests use them for what the real charts cannot show (a template that fails, a chart
-edited between two runs).
+Failure-injection fixtures (tests only, never the normal path): with $MYBINDER_FIXTURE_CHARTS set
+to a directory of chart directories (tests/fixtures/charts, or a test's copy of it), `start`
+packages those instead and serves them; every such chart must say that it is not a real chart
+(annotation `mybinder.org/stand-in: "true"` and a description starting with STAND-IN). Tests use
+them for what the real charts cannot show (a template that fails, a chart edited between two runs);
+tests/fixtures/charts/README.md describes them.
 
 State lives in $MYBINDER_CLUSTER_DIR/chart-mirror/ (default .cluster/chart-mirror/): server.pid,
 url, served (the directory served), server.log, and for fixtures charts/ and stamps.json.

@@ -45,8 +45,8 @@ options:
   require_certificates:
     description:
       - With O(require_tls=true), whether the certificate secret each C(tls) entry names must exist and hold a
-        certificate. V(false) checks the Ingress TLS configuration only (for a stand-in TLS provider that never
-        issues certificates).
+        certificate. V(false) checks the Ingress TLS configuration only (for a cluster whose TLS provider cannot
+        issue certificates, such as a local cluster that reaches no ACME server).
     type: bool
     default: true
   pod_selector:

@@ -1,6 +1,6 @@
 """Benchmark of the deploy (issue 4): `deploy.yml` against the raw sequence upstream's script ran.
 
-Two throwaway local clusters (tools/localcluster.py, each with its own stand-in chart mirror) run
+Two throwaway local clusters (tools/localcluster.py, each with its own mirror of the real charts) run
 side by side, one for each contender, so each full deploy starts from an empty cluster and both see
 the same background load:
 
@@ -349,7 +349,7 @@ def main() -> int:
         "unchanged release is not rendered again), the CRD and ClusterIssuer applies, the rollout and health "
         "checks, and on a full deploy the three renders and installs. The raw "
         "sequence is a handful of Go binaries that each finish in a fraction of a second on the local cluster, "
-        "whose stand-in charts are tiny and whose simulated pods are ready at once.\n"
+        "whose simulated pods are ready at once.\n"
     )
     return 0
 

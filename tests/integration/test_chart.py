@@ -94,7 +94,7 @@ def test_binderhub_nests_the_real_jupyterhub_chart_under_the_jupyterhub_key():
     hub = workloads(helm_template([], "t", "t", "--set", "binderhub.jupyterhub.hub.nodeSelector.probe=yes"))["hub"]
     assert pod_spec(hub)["nodeSelector"] == {"probe": "yes"}
     assert {"hub", "proxy", "binder", "user-scheduler"} <= set(workloads(docs))
-    # what the stand-ins never rendered: the hub's database claim, RBAC, network policies
+    # objects of the real charts only: the hub's database claim, RBAC, network policies
     assert "hub-db-dir" in by_kind(docs, "PersistentVolumeClaim")
     assert {"hub", "singleuser", "proxy"} <= set(by_kind(docs, "NetworkPolicy"))
     assert by_kind(docs, "ClusterRole") and by_kind(docs, "Role")

@@ -21,7 +21,7 @@ from helpers_chart import ROOT, helm, run
 
 TOOL = str(ROOT / "tools" / "chart-mirror.py")
 REAL_CHARTS = ROOT.parent / "shared" / "charts"
-FIXTURES = ROOT / "tests" / "stand-in-charts"
+FIXTURES = ROOT / "tests" / "fixtures" / "charts"
 
 
 class Mirror:
@@ -57,6 +57,22 @@ def own_charts(tmp_path):
     m = Mirror(tmp_path / "cluster", copy)
     yield m, copy
     m("stop", check=False)
+
+
+def add_small_fixture(charts: Path, name: str) -> None:
+    """A second fixture chart, made in a test's copy only: one labelled ConfigMap."""
+    chart = charts / name
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n"
+        "description: STAND-IN test fixture made by test_chart_mirror.py (one ConfigMap)\n"
+        "annotations:\n  mybinder.org/stand-in: 'true'\n  mybinder.org/stand-in-for: nothing\n"
+    )
+    (chart / "values.yaml").write_text("greeting: hello\n")
+    (chart / "templates" / "configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "  labels:\n    mybinder.org/stand-in: 'true'\ndata:\n  greeting: {{ .Values.greeting | quote }}\n"
+    )
 
 
 def fetch(url: str) -> bytes:
@@ -143,24 +159,28 @@ def test_start_again_reuses_the_running_server_and_packages_nothing(mirror):
 
 def test_a_changed_fixture_is_packaged_again(own_charts):
     m, charts = own_charts
-    url = m("start").stdout.strip()
-    values = charts / "grafana" / "values.yaml"
-    values.write_text(values.read_text().replace("replicas: 1", "replicas: 3"))
+    add_small_fixture(charts, "unchanged")
+    first = m("start")
+    url = first.stdout.strip()
+    assert "packaged kube-lego-0.4.2.tgz" in first.stderr and "packaged unchanged-0.1.0.tgz" in first.stderr
+    values = charts / "kube-lego" / "values.yaml"
+    values.write_text(values.read_text().replace("replicaCount: 1", "replicaCount: 3"))
     res = m("start")
-    assert "packaged grafana-" in res.stderr
-    assert "packaged binderhub-" not in res.stderr
+    assert "packaged kube-lego-" in res.stderr
+    assert "packaged unchanged-" not in res.stderr
     index = yaml.safe_load(fetch(f"{url}/index.yaml"))
-    with tarfile.open(fileobj=io.BytesIO(fetch(f"{url}/{index['entries']['grafana'][0]['urls'][0]}"))) as tar:
-        assert "replicas: 3" in tar.extractfile("grafana/values.yaml").read().decode()
+    assert set(index["entries"]) == {"kube-lego", "unchanged"}
+    with tarfile.open(fileobj=io.BytesIO(fetch(f"{url}/{index['entries']['kube-lego'][0]['urls'][0]}"))) as tar:
+        assert "replicaCount: 3" in tar.extractfile("kube-lego/values.yaml").read().decode()
 
 
 def test_a_fixture_that_does_not_say_it_is_not_a_real_chart_is_refused(own_charts):
     m, charts = own_charts
-    chart = charts / "grafana" / "Chart.yaml"
+    chart = charts / "kube-lego" / "Chart.yaml"
     chart.write_text(chart.read_text().replace('mybinder.org/stand-in: "true"', 'mybinder.org/stand-in: "no"'))
     res = m("start", check=False)
     assert res.returncode == 1
-    assert "grafana/Chart.yaml lacks the annotation mybinder.org/stand-in" in res.stderr
+    assert "kube-lego/Chart.yaml lacks the annotation mybinder.org/stand-in" in res.stderr
     assert res.stdout == ""
 
 

@@ -2,7 +2,7 @@
 serving until cert-manager has replaced each of them, and kube-lego is removed only after that.
 
 kube-lego cannot run on this cluster (its last chart uses API groups Kubernetes 1.16 removed), so
-the cluster's legacy kube-lego release is installed from a fixture chart (tests/stand-in-charts/
+the cluster's legacy kube-lego release is installed from a fixture chart (tests/fixtures/charts/
 kube-lego: apps/v1) as a cluster that still runs kube-lego has it. cert-manager is the real chart
 with its real webhook, but no ACME server answers here yet, so its controller is kept at zero
 replicas: where it would act (ingress-shim creating a Certificate, the issuing controller writing
@@ -26,7 +26,7 @@ import tls_testlib as tl
 pytestmark = pytest.mark.cluster
 
 HOST = "binder.migration.mybinder.test"
-LEGACY_KUBE_LEGO = Path(__file__).resolve().parents[1] / "stand-in-charts" / "kube-lego"
+LEGACY_KUBE_LEGO = Path(__file__).resolve().parents[1] / "fixtures" / "charts" / "kube-lego"
 
 
 def install_legacy_kube_lego(cluster) -> None:
