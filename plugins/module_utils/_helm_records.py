@@ -21,6 +21,7 @@ import base64
 import gzip
 import json
 import os
+import re
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm import (
@@ -84,13 +85,27 @@ def decode_record(data: str, secret: bool = True) -> dict[str, Any]:
     return json.loads(raw)
 
 
+# The chart label of an object (`helm.sh/chart: name-version`, or `chart:` in older charts).
+_CHART_LABEL = re.compile(
+    r"^\s+(?:helm\.sh/)?chart: ['\"]?([A-Za-z0-9][\w.-]*-v?\d+\.\d+\.\d+[\w.+-]*)['\"]?\s*$", re.MULTILINE
+)
+
+
+def charts_in_manifest(manifest: str, own: str) -> list[str]:
+    """The charts, as name-version, whose chart labels the release's objects carry, its own chart
+    left out: the subcharts that were really rendered (a nested one such as binderhub's jupyterhub
+    included), which the release record does not list."""
+    return sorted(set(_CHART_LABEL.findall(manifest or "")) - {own})
+
+
 # What `helm list` leaves out by default (it shows deployed, failed and pending releases).
 _LISTED_NOT = ("uninstalled", "uninstalling", "superseded")
 
 
 def cluster_releases(client: KubeClient, kind: str = "secrets") -> list[dict[str, Any]]:
     """Every release of the cluster as ``helm list --all-namespaces`` shows it: the latest revision
-    of each (name, namespace, revision, status, chart as name-version, app_version), sorted by
+    of each (name, namespace, revision, status, chart as name-version, app_version, and the
+    subcharts its objects were rendered from: charts_in_manifest), sorted by
     namespace and name. One metadata-only list of the storage objects, then one GET of the
     latest record of each release (for its chart)."""
     latest: dict[tuple[str, str], tuple[int, str, str]] = {}
@@ -115,7 +130,8 @@ def cluster_releases(client: KubeClient, kind: str = "secrets") -> list[dict[str
                 continue  # uninstalled (or its namespace deleted) since the list: helm list would not show it
             raise
         try:
-            entry = history_entry(decode_record((obj.get("data") or {}).get("release", ""), secret=kind == "secrets"))
+            record = decode_record((obj.get("data") or {}).get("release", ""), secret=kind == "secrets")
+            entry = history_entry(record)
         except (ValueError, OSError, AttributeError) as exc:  # bad base64, gzip or JSON
             raise HelmError(f"the record {obj_name} of release {name} is not a helm release: {exc}") from exc
         out.append(
@@ -126,6 +142,7 @@ def cluster_releases(client: KubeClient, kind: str = "secrets") -> list[dict[str
                 "status": status,
                 "chart": entry["chart"],
                 "app_version": entry["app_version"],
+                "subcharts": charts_in_manifest(str(record.get("manifest") or ""), entry["chart"]),
             }
         )
     return out

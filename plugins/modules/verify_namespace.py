@@ -145,11 +145,17 @@ hosts:
   type: dict
   sample: {mybinder.org: {ingress: binderhub, tls_secret: binder-tls}}
 releases:
-  description: Every Helm release of the cluster, latest revision first by namespace and name (with O(list_releases)).
+  description:
+    - Every Helm release of the cluster, latest revision first by namespace and name (with O(list_releases)).
+    - C(subcharts) (when the release records are read from the cluster, i.e. the Secrets or ConfigMaps driver) names
+      the charts, as name-version, whose chart labels (C(helm.sh/chart) or C(chart)) the release's objects carry,
+      the release's own chart left out; a nested subchart (binderhub's jupyterhub) included.
   returned: when O(list_releases) is set and the namespace is healthy
   type: list
   elements: dict
-  sample: [{name: prod, namespace: prod, revision: 42, status: deployed, chart: mybinder-0.1.0, app_version: ""}]
+  sample:
+    - {name: prod, namespace: prod, revision: 42, status: deployed, chart: mybinder-0.1.0, app_version: "",
+       subcharts: [binderhub-1.0.0-0.dev.git.3958.haf9ca8b1, grafana-10.5.15, jupyterhub-4.2.0]}
 releases_error:
   description: Why RV(releases) is empty with O(list_releases) (for example, no right to list every namespace).
   returned: when listing the releases failed

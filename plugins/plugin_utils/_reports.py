@@ -125,6 +125,7 @@ def deploy_summary(result: dict[str, Any], hosts: list[str]) -> list[str]:
     """The deploy's summary: every release of the cluster, the hosts, the health counts."""
     lines = [
         f"release {r['name']} (namespace {r['namespace']}): revision {r['revision']}, {r['status']}, chart {r['chart']}"
+        + (f" with {', '.join(r['subcharts'])}" if r.get("subcharts") else "")
         for r in result.get("releases") or []
     ]
     if result.get("releases_error"):

@@ -16,11 +16,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 from deploy_testlib import deploy
 
 from conftest import ROOT
 
 HOSTS = ("local-a", "local-b", "local-c")
+# What the meta chart's release is rendered from: its pins (mybinder/Chart.yaml), binderhub's
+# nested jupyterhub and prometheus' own subcharts.
+PINS = {d["name"]: d["version"] for d in yaml.safe_load((ROOT / "mybinder" / "Chart.yaml").read_text())["dependencies"]}
+REAL_CHARTS = ", ".join(
+    sorted(
+        [f"{name}-{version}" for name, version in PINS.items()]
+        + ["jupyterhub-4.2.0", "kube-state-metrics-8.0.0", "prometheus-node-exporter-4.56.1"]
+    )
+)
 
 
 def localcluster(cluster_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,8 +98,12 @@ def test_one_run_deploys_three_clusters_in_parallel_and_a_failed_one_stops_only_
             f"https://{(d / 'cert-manager-webhook-host').read_text().strip()}/"
         )
         assert {i["metadata"]["name"] for i in kubectl(d, "get", "clusterissuers")["items"]} >= {"letsencrypt-staging"}
-        # the verify stage of each cluster passed: its summary line is there
+        # the verify stage of each cluster passed, and its summary names the real charts deployed
         assert f"[{host}] health: " in run.output and "all pinned there" in run.output
+        assert (
+            f"[{host}] release local (namespace local): revision 1, deployed, chart mybinder-0.1.0 with {REAL_CHARTS}"
+            in run.output
+        ), run.output[-6000:]
     # the hosts ran side by side: the release task of each host is in one task block (one fork each)
     task = run.output.index("TASK [mybinder.deploy.mybinder : Install or upgrade the release")
     block = run.output[task : run.output.index("TASK [", task + 10)]
