@@ -9,6 +9,7 @@ The module (plugins/modules/kube_apply.py) only documents, declares its options 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._chart_repo import open_url
@@ -54,8 +55,20 @@ def apply_objects(p: dict[str, Any], check_mode: bool, diff: bool) -> dict[str, 
         client = build_client(p, user_agent="mybinder.deploy/kube_apply")
         resources = Resources(client)
         results, diffs = [], []
-        for obj in objects:
-            out = apply(client, resources, obj, p["field_manager"], p["force_conflicts"], check_mode, p["namespace"])
+
+        def apply_one(obj: dict[str, Any]) -> dict[str, Any]:
+            return apply(client, resources, obj, p["field_manager"], p["force_conflicts"], check_mode, p["namespace"])
+
+        if len({(o.get("apiVersion"), o.get("kind")) for o in objects}) == 1:
+            # Objects of one kind do not depend on each other: applied a few at a time (each is a
+            # round trip the API server spends most of its time on; a CRD is hundreds of kilobytes),
+            # after the one discovery request (its cache is not shared safely between threads).
+            resources.find(objects[0].get("apiVersion", ""), objects[0].get("kind", ""))
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                outs = list(pool.map(apply_one, objects))
+        else:  # in order: a Namespace or a CRD before the objects that need it
+            outs = [apply_one(obj) for obj in objects]
+        for obj, out in zip(objects, outs, strict=True):
             meta = out["after"].get("metadata") or {}
             results.append(
                 {

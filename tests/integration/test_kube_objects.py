@@ -55,6 +55,24 @@ def test_apply_creates_then_reports_no_change_and_check_mode_predicts(cluster, n
     assert real["results"][0]["created"] is False
 
 
+def test_objects_of_one_kind_applied_side_by_side_report_in_order(cluster, namespace, tmp_path):
+    """Objects of one kind go to the API server a few at a time: each result still belongs to its
+    object, in the order given, and a second run changes nothing."""
+    names = [f"cm-{i}" for i in range(9)]
+    objs = [configmap(namespace, n, index=str(i)) for i, n in enumerate(names)]
+    objs[4] = configmap(namespace, "cm-4", index="4", more="x" * 200_000)  # one slow one
+    first, again = play(
+        tmp_path,
+        cluster.kubeconfig,
+        [{"mybinder.deploy.kube_apply": {"definition": objs}}, {"mybinder.deploy.kube_apply": {"definition": objs}}],
+    )
+    assert [r["name"] for r in first["results"]] == names
+    assert all(r["created"] and r["changed"] for r in first["results"])
+    assert [r["changed"] for r in again["results"]] == [False] * len(names) and not again["changed"]
+    for i, n in enumerate(names):
+        assert cluster.get_json("configmap", n, "-n", namespace)["data"]["index"] == str(i)
+
+
 def test_a_file_or_url_of_several_objects_cluster_scoped_ones_included(cluster, namespace, tmp_path):
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
