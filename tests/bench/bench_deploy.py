@@ -1,4 +1,6 @@
-"""Benchmark of the deploy (issue 4): `deploy.yml` against the raw sequence upstream's script ran.
+"""Benchmark of the deploy: `deploy.yml` against the raw sequence upstream's script ran, with the
+real charts (binderhub with jupyterhub, prometheus, grafana, cert-manager, ingress-nginx; served
+from the mirror directory by tools/chart-mirror.py, as the local inventory takes them).
 
 Two throwaway local clusters (tools/localcluster.py, each with its own mirror of the real charts) run
 side by side, one for each contender, so each full deploy starts from an empty cluster and both see
@@ -9,14 +11,18 @@ the same background load:
 - raw: what upstream's deploy script ran, with the same charts and the same values (read back from
   the releases deploy.yml made, `helm get values`): `helm dependency update` of the meta chart (from the mirror),
   `kubectl apply --server-side` of the cert-manager CRDs, `helm upgrade --install --create-namespace
-  --cleanup-on-fail` of cert-manager, the ClusterIssuers, ingress-nginx and the meta chart, then
-  `kubectl get deploy,ds,sts -o name` and `kubectl rollout status --timeout=600s` for every workload
-  of their namespaces, one after the other.
+  --cleanup-on-fail` of cert-manager, `kubectl rollout status` of its Deployments and the
+  ClusterIssuers (applied again every second until cert-manager's webhook, which the real chart
+  registers with failurePolicy Fail, admits them: a script must wait for it too), ingress-nginx and
+  the meta chart, then `kubectl get deploy,ds,sts -o name` and `kubectl rollout status
+  --timeout=600s` for every workload of their namespaces, one after the other.
 
 Measured: the full deploy of each on its empty cluster (three rounds, each on a new pair of
 clusters), then the no-op redeploy (nothing changed) three times each, alternating; medians.
-Targets: no-op redeploy faster than the raw sequence (ratio below 1.0) with changed=0; full deploy
-at most 1.3x the raw sequence. Prints one markdown section; tests/bench/run.py puts it into docs/benchmarks.md.
+Targets (the real-charts issue): full deploy at most 1.2x the raw sequence, with the first-install
+validation (the API server's dry run of every object before anything is created) kept; no-op
+redeploy at most 0.5x the raw sequence, with changed=0. Prints one markdown section;
+tests/bench/run.py puts it into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -159,7 +165,12 @@ class Raw:
             dep["repository"] = c.mirror
         (self.chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
         for rel in releases:
-            (self.work / f"{rel['name']}-values.yaml").write_text(yaml.safe_dump(rel["values"]))
+            values = rel["values"]
+            if rel["chart_name"] == "cert-manager":
+                # the one value that differs between the two clusters: where this one's webhook listens
+                host = (c.dir / "cert-manager-webhook-host").read_text().strip()
+                values = {**values, "webhook": {**values.get("webhook", {}), "url": {"host": host}}}
+            (self.work / f"{rel['name']}-values.yaml").write_text(yaml.safe_dump(values))
         (self.work / "issuers.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": issuers}))
 
     def run(self) -> None:
@@ -192,11 +203,35 @@ class Raw:
                     args.append("--skip-crds")
             c.helm(*args)
             if rel["chart_name"] == "cert-manager" and self.issuers:
-                c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(self.work / "issuers.json"))
+                for w in c.kubectl("get", "deploy", "-n", rel["namespace"], "-o", "name").split():
+                    c.kubectl("rollout", "status", "-n", rel["namespace"], w, "--timeout=600s")
+                self.apply_issuers()
             namespaces.append(rel["namespace"])
         for ns in namespaces:
             for w in c.kubectl("get", "deploy,ds,sts", "-n", ns, "-o", "name").split():
                 c.kubectl("rollout", "status", "-n", ns, w, "--timeout=600s")
+
+    def apply_issuers(self, timeout: float = 120) -> None:
+        """The ClusterIssuers, again every second while cert-manager's webhook cannot admit them
+        yet (its CA is injected by cainjector once it runs)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.c.run(
+                "kubectl",
+                "--kubeconfig",
+                self.c.kubeconfig,
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                str(self.work / "issuers.json"),
+                check=False,
+            )
+            if res.returncode == 0:
+                return
+            if "webhook" not in res.stderr or time.monotonic() > deadline:
+                raise RuntimeError(f"applying the ClusterIssuers failed: {res.stderr[-2000:]}")
+            time.sleep(1)
 
 
 def read_releases(c: Cluster) -> tuple[list[dict], list[dict]]:
@@ -286,14 +321,16 @@ def main() -> int:
     med_full_yml, med_full_raw = statistics.median_low(full_yml), statistics.median_low(full_raw)
     med_yml, med_raw = statistics.median_low(noop_yml), statistics.median_low(noop_raw)
     r_full, r_noop = med_full_yml / med_full_raw, med_yml / med_raw
-    ok_full, ok_noop = r_full <= 1.3, r_noop < 1.0 and all(ch == 0 for ch in changed_noop)
+    ok_full, ok_noop = r_full <= 1.2, r_noop <= 0.5 and all(ch == 0 for ch in changed_noop)
     names = ", ".join(f"{r['name']} ({r['namespace']})" for r in releases)
     print("## deploy\n")
     print(
         "`ansible-playbook deploy.yml -i inventories/local` (every stage) against the raw sequence upstream's "
-        "script ran with the same charts and values: `helm dependency update` (mirror), `kubectl apply "
-        "--server-side` of the cert-manager CRDs, `helm upgrade --install --create-namespace --cleanup-on-fail` "
-        f"of each release ({names}) and the ClusterIssuers, then `kubectl rollout status --timeout=600s` for "
+        "script ran with the same real charts (from the mirror directory, served on loopback) and values: "
+        "`helm dependency update`, `kubectl apply --server-side` of the cert-manager CRDs, `helm upgrade "
+        f"--install --create-namespace --cleanup-on-fail` of each release ({names}) and the ClusterIssuers "
+        "(once cert-manager's Deployments are rolled out, retried each second until its webhook admits them), "
+        "then `kubectl rollout status --timeout=600s` for "
         "every Deployment, DaemonSet and StatefulSet. Each on its own fresh local cluster (two side by side); "
         f"full deploy: median of {FULL_ROUNDS} rounds, each on a new pair of clusters, alternating which goes "
         f"first; no-op: median of {NOOP_ROUNDS} alternating rounds. Script: `tests/bench/bench_deploy.py`.\n"
@@ -305,7 +342,7 @@ def main() -> int:
             f"{med_full_yml:.1f} s (changed={max(changed_full)})",
             f"{med_full_raw:.1f} s",
             r_full,
-            "<= 1.3",
+            "<= 1.2",
             ok_full,
         ),
         (
@@ -313,7 +350,7 @@ def main() -> int:
             f"{med_yml:.1f} s (changed={max(changed_noop)})",
             f"{med_raw:.1f} s",
             r_noop,
-            "< 1.0, changed=0",
+            "<= 0.5, changed=0",
             ok_noop,
         ),
     ]
