@@ -100,6 +100,13 @@ def run(layers: list[dict[str, Any]], allow_encrypted: bool = False) -> dict[str
             encrypted.append(path)
             paths.append(path)
             continue
+        if layer["secret"] and not data:
+            # Deploying it would silently drop every secret the release holds (tokens, keys).
+            raise LayerError(
+                f"secret values file {path} is empty (or holds only comments): deploying it would remove every "
+                f"secret the release holds; restore it (git checkout -- {path}, then unlock the secrets) or, for an "
+                "environment without secrets, leave it out of the secret values files"
+            )
         paths.append(path)
         loaded.append((path, layer["secret"], leaf_paths(data)))
     clashes = []

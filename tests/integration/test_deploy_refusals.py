@@ -39,6 +39,27 @@ def test_still_encrypted_secrets_are_refused_before_touching_the_cluster(cluster
     assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0
 
 
+def test_an_empty_secret_values_file_is_refused_before_touching_the_cluster(cluster, tmp_path):
+    """An emptied secret file would deploy the release without its secrets (the GitHub token, the
+    hub's keys): refused, naming the file and how to restore it."""
+    ns = f"never-{os.getpid()}"
+    secret = tmp_path / "secret" / "config" / "local.yaml"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("# nothing left\n")
+    extra = overrides(
+        tmp_path,
+        ns,
+        small_chart(tmp_path / "chart"),
+        mybinder_secret_values_file=str(secret),
+        secrets_required_files=[str(secret)],
+    )
+    res = deploy(tmp_path, extra)
+    assert res.rc != 0
+    assert f"secret values file {secret} is empty" in res.output and "git checkout --" in res.output
+    assert TOUCHED_CLUSTER not in res.output
+    assert history(cluster, ns, ns) == []
+
+
 def test_missing_config_file_is_refused_naming_it(cluster, tmp_path):
     ns = f"never-{os.getpid()}"
     missing = tmp_path / "config" / "gone.yaml"

@@ -341,6 +341,13 @@ def test_values_layers_refuse_missing_encrypted_invalid_and_shared_keys(tmp_path
         vl.run([{"path": str(bad), "secret": True, "required": True}])
     assert "not valid YAML at line" in str(err.value) and "unclosed-secret-value" not in str(err.value)
 
+    empty = tmp_path / "empty.yaml"
+    for text in ("", "# every secret was removed\n", "{}\n"):
+        empty.write_text(text)
+        with pytest.raises(vl.LayerError, match=f"secret values file {empty} is empty .* would remove every secret"):
+            vl.run([{"path": str(empty), "secret": True, "required": True}])
+    assert vl.run([{"path": str(empty), "secret": False, "required": True}])["paths"] == [str(empty)]  # public: fine
+
     secret = tmp_path / "secret.yaml"
     secret.write_text("a:\n  b: hidden\n  token: x\n")
     with pytest.raises(vl.LayerError) as err:
