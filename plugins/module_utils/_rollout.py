@@ -296,6 +296,8 @@ def rollout_status(p: dict[str, Any]) -> dict[str, Any]:
     """One run of rollout_status with its module parameters: the result once every workload is
     ready or the round is over, or a ModuleError naming what failed or did not finish in time."""
     t0 = time.monotonic()
+    if p["timeout"] < 1:
+        raise ModuleError(f"timeout={p['timeout']} must be a whole number of seconds above 0 (how long to wait)")
     watcher = Watcher(kube=connect(p["kubeconfig"], p["context"]), objects=[])
     if p["objects"] is not None:
         objs = []

@@ -48,7 +48,7 @@ options:
     description: Wait for every Deployment, StatefulSet and DaemonSet in this namespace (when O(objects) is not given).
     type: str
   timeout:
-    description: Seconds to wait in all before failing.
+    description: Seconds to wait in all before failing; at least 1 (0 or less is refused, nothing is waited for).
     type: int
     default: 300
   events:

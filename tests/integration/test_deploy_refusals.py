@@ -60,6 +60,20 @@ def test_an_empty_secret_values_file_is_refused_before_touching_the_cluster(clus
     assert history(cluster, ns, ns) == []
 
 
+@pytest.mark.parametrize("timeout", [-5, 0, "abc"])
+def test_a_rollout_timeout_that_cannot_wait_is_refused_before_anything_is_deployed(cluster, tmp_path, timeout):
+    """A non-positive wait deployed a good change and rolled it back at once ("did not finish
+    within -5 s"): refused with the other inventory problems, before any stage runs."""
+    ns = f"never-{os.getpid()}"
+    extra = overrides(tmp_path, ns, small_chart(tmp_path / "chart"), mybinder_rollout_timeout=timeout)
+    res = deploy(tmp_path, extra)
+    assert res.rc != 0
+    assert "rollout timeouts must be whole numbers of seconds above 0" in res.output
+    assert f"mybinder_rollout_timeout={json.dumps(str(timeout))}" in res.output, res.output[-3000:]
+    assert TOUCHED_CLUSTER not in res.output
+    assert history(cluster, ns, ns) == []
+
+
 def test_missing_config_file_is_refused_naming_it(cluster, tmp_path):
     ns = f"never-{os.getpid()}"
     missing = tmp_path / "config" / "gone.yaml"

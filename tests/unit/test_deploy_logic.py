@@ -17,6 +17,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils import _helm_value
 from ansible_collections.mybinder.deploy.plugins.module_utils import _rollout as r
 from ansible_collections.mybinder.deploy.plugins.module_utils import _values_layers as vl
 from ansible_collections.mybinder.deploy.plugins.module_utils import _verify_namespace as vn
+from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._verify_namespace import host_matches
 from ansible_collections.mybinder.deploy.plugins.plugin_utils._reports import describe_rollout
 
@@ -512,3 +513,9 @@ def test_history_entries_from_a_stored_release_and_picking_a_revision():
     hist = [{"revision": 1}, {"revision": 2}]
     assert h.pick_entry(hist) == {"revision": 2} and h.pick_entry(hist, 1) == {"revision": 1}
     assert h.pick_entry(hist, 5) is None and h.pick_entry([]) is None
+
+
+@pytest.mark.parametrize("timeout", [0, -5])
+def test_a_rollout_wait_of_no_time_is_refused_before_the_cluster_is_asked(timeout):
+    with pytest.raises(ModuleError, match=f"timeout={timeout} must be a whole number of seconds above 0"):
+        r.rollout_status({"timeout": timeout, "kubeconfig": "/nowhere", "context": ""})
