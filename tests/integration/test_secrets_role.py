@@ -97,9 +97,13 @@ def test_role_unlocks_then_changes_nothing(clone, key_file, tmp_path):
     first = run_playbook(role_play(tmp_path), *args, tmp=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:]
     assert recap_changed(first.stdout) == 1
-    assert "locked -> unlocked" in first.stdout and "made private: secret/ovh-kubeconfig.yml" in flat(first.stdout)
+    assert "locked -> unlocked" in first.stdout and "made private: " in flat(first.stdout)
     assert (clone / "secret/config/prod.yaml").read_text() == FILES["secret/config/prod.yaml"]
-    assert (clone / "secret/ovh-kubeconfig.yml").stat().st_mode & 0o777 == 0o600
+    # every decrypted file is a secret: owner-only, the values files as much as the kubeconfig
+    for path in FILES:
+        if path.startswith("secret/"):
+            assert (clone / path).stat().st_mode & 0o777 == 0o600, path
+    assert (clone / "README.md").stat().st_mode & 0o777 == 0o644
     state = tree_state(clone)
     second = run_playbook(role_play(tmp_path), *args, tmp=tmp_path)
     assert second.returncode == 0 and recap_changed(second.stdout) == 0, second.stdout[-3000:]
