@@ -13,7 +13,7 @@ description:
   - Checks every file of O(layers), in order, and fails naming the file (never showing its content) when it
     does not exist, is still encrypted by git-crypt (it starts with C(\0GITCRYPT\0)), is not valid YAML, or is
     not a mapping.
-  - Fails when a secret layer is empty (or only comments): deploying it would drop every secret the release holds.
+  - Fails when a secret layer is empty (or only comments), since deploying it would drop every secret the release holds.
   - Fails when a secret layer and a public layer set the same key (or one sets a parent of the other's key),
     because whichever comes later would silently override the other, the upstream accident this collection exists to
     prevent. The message names the key paths and the files, never the values.
