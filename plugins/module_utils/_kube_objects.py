@@ -141,6 +141,10 @@ def _placed(resources: Resources, obj: dict[str, Any], namespace: str) -> tuple[
     return body, resources.path(api_version, kind, meta.get("namespace"))
 
 
+# A dry run that refuses unknown and duplicate fields, as a server-side apply does by default.
+STRICT_DRY_RUN = {"dryRun": "All", "fieldValidation": "Strict"}
+
+
 def dry_run_apply(client: KubeClient, resources: Resources, obj: dict[str, Any], namespace: str) -> str | None:
     """None when the server accepts obj as a server-side apply, or else as a replacement of the
     live object; the server's message otherwise (see _helm_validate.server_validate)."""
@@ -160,7 +164,8 @@ def dry_run_apply(client: KubeClient, resources: Resources, obj: dict[str, Any],
         return problem
     body["metadata"]["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
     try:
-        client.request("PUT", path, query={"dryRun": "All", "fieldManager": "mybinder-deploy-validate"}, body=body)
+        # As strict as the apply (the API's default for a PUT only warns, dropping a misspelt field)
+        client.request("PUT", path, query={**STRICT_DRY_RUN, "fieldManager": "mybinder-deploy-validate"}, body=body)
         return None
     except KubeApiError:
         return problem
@@ -232,7 +237,7 @@ def dry_run_create(client: KubeClient, resources: Resources, obj: dict[str, Any]
     meta = body["metadata"]
     meta["generateName"] = str(meta.pop("name", "hook"))[:50] + "-"
     try:
-        client.request("POST", base, query={"dryRun": "All", "fieldManager": "mybinder-deploy-validate"}, body=body)
+        client.request("POST", base, query={**STRICT_DRY_RUN, "fieldManager": "mybinder-deploy-validate"}, body=body)
         return None
     except KubeApiError as exc:
         return exc.message

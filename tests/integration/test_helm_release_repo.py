@@ -241,6 +241,28 @@ def test_a_misspelt_field_is_refused_on_a_first_install_where_helm_alone_drops_i
             cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
 
 
+def test_a_misspelt_field_is_refused_on_an_upgrade_too(cluster, repo, tmp_path):
+    """The same typo in an upgrade: the dry run of an object that exists falls back to a
+    replacement (PUT) when the apply is refused, which must validate fields as strictly; the
+    typo is named, nothing changes and the revision that served still serves."""
+    chart = small_chart(tmp_path / "small", extra_template=EXTRA_SPEC)
+    repo.publish(chart)
+    ns = f"t-typo-{uuid.uuid4().hex[:8]}"
+    try:
+        good = {"web": {"replicas": 1, "extraSpec": {"sessionAffinity": "ClientIP"}}}
+        (first,) = run_tasks(tmp_path, [release_task(cluster, ns, repo, tmp_path / "cache", values=good)])
+        assert first["changed"] and not first.get("failed"), first
+        typo = {"web": {"replicas": 1, "extraSpec": {"sessionAffinity": "ClientIP", "sessionAfinity": "None"}}}
+        (bad,) = run_tasks(tmp_path, [release_task(cluster, ns, repo, tmp_path / "cache", values=typo)])
+        assert bad["failed"] and "the API server rejects what release web would deploy" in bad["msg"], bad
+        assert "sessionAfinity" in bad["msg"] and "revision 1 still serves" in bad["msg"], bad["msg"]
+        assert [h["revision"] for h in json.loads(helm(cluster, "history", "web", "-n", ns, "-o", "json").stdout)] == [
+            1
+        ]
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
 def test_a_first_install_over_an_object_made_by_hand_says_how_to_adopt_it(cluster, repo, tmp_path):
     """A ClusterRole of the chart's name already exists, made by hand. The first install's render
     (helm's own check) refuses to take it over: the error names the object and both fixes, and
