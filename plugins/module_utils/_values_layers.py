@@ -62,11 +62,41 @@ class Encrypted(LayerError):
     pass
 
 
+class DuplicateKey(Exception):
+    def __init__(self, key: object, first_line: int, second_line: int) -> None:
+        super().__init__(f"key {str(key)!r} is set twice in one mapping (lines {first_line} and {second_line})")
+
+
+def _unique_key_loader() -> Any:
+    """The safe loader (libyaml's when there) refusing a key set twice in one mapping: YAML
+    parsers, helm's too, keep the last one silently, so a pasted block would override another."""
+    base = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+
+    class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[object, int] = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: the constructor below says so
+                    continue
+                if first != key_node.start_mark.line + 1:
+                    raise DuplicateKey(key, first, key_node.start_mark.line + 1)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load(path: str) -> dict[str, Any]:
     unlock = "unlock the secrets first (the secrets stage, mybinder.deploy.secrets)"
     raw = read_unlocked(path, "values file", unlock, LayerError, Encrypted)
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_unique_key_loader())
+    except DuplicateKey as exc:
+        raise LayerError(f"values file {path}: {exc}; the later one would silently win: keep one") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

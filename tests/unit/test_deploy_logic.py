@@ -342,6 +342,15 @@ def test_values_layers_refuse_missing_encrypted_invalid_and_shared_keys(tmp_path
         vl.run([{"path": str(bad), "secret": True, "required": True}])
     assert "not valid YAML at line" in str(err.value) and "unclosed-secret-value" not in str(err.value)
 
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("hub:\n  config:\n    token: first-secret\n  image: x\n  config:\n    token: second-secret\n")
+    with pytest.raises(vl.LayerError) as err:
+        vl.run([{"path": str(twice), "secret": True, "required": True}])
+    assert f"values file {twice}: key 'config' is set twice in one mapping (lines 2 and 5)" in str(err.value)
+    assert "first-secret" not in str(err.value) and "second-secret" not in str(err.value)  # no value shown
+    twice.write_text("a: 1\nb: {a: 1}\nc: &x {k: 1}\nd:\n  <<: *x\n  e: 2\n")  # same key, other maps: fine
+    assert vl.run([{"path": str(twice), "secret": False, "required": True}])["paths"] == [str(twice)]
+
     empty = tmp_path / "empty.yaml"
     for text in ("", "# every secret was removed\n", "{}\n"):
         empty.write_text(text)
