@@ -91,6 +91,18 @@ def test_public_config_wins_over_the_inventory_layer_and_the_chart_defaults(tmp_
     assert by_kind(render("local").docs, "Ingress")["redirector"]["spec"]["ingressClassName"] == "nginx"
 
 
+def test_a_helm_that_is_not_helm_3_is_refused_before_anything_is_rendered(tmp_path):
+    """A helm 2 on PATH rendered garbage with rc 0: render.yml checks helm as the deploy does."""
+    old = tmp_path / "helm"
+    old.write_text('#!/bin/sh\necho "Client: v2.17.0+ga690bad"\n')
+    old.chmod(0o755)
+    out = tmp_path / "out"
+    proc = run_render("local", "-e", f"mybinder_helm_binary={old}", out=out, check=False)
+    assert proc.returncode != 0
+    assert "helm 2.17.0 is not supported: this collection needs helm >= 3" in " ".join(proc.stdout.split())
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_a_key_set_in_both_a_secret_and_a_public_file_stops_the_run_without_showing_values(tmp_path):
     """Whichever came later would silently override the other: refused, naming key and files."""
     probe = yaml.safe_load((ROOT / "config" / "local.yaml").read_text())
