@@ -134,6 +134,28 @@ def test_unreachable_api_server_is_named(cluster, tmp_path):
     assert "Is the cluster running" in res.output
 
 
+def test_a_kubeconfig_path_naming_another_file_leaves_that_file_alone(cluster, tmp_path):
+    """The kubeconfig path is a link to a file that is no kubeconfig (a mistyped path): refused by
+    the cluster check, and that file keeps its mode (it used to be chmod'ed to 0600 first)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a kubeconfig\n")
+    notes.chmod(0o644)
+    link = tmp_path / "kubeconfig"
+    link.symlink_to(notes)
+    res = deploy(tmp_path, {"cluster_access_kubeconfig": str(link)}, "--tags", "cluster_access")
+    assert res.rc != 0
+    assert str(link) in res.output, res.output[-3000:]
+    assert notes.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_world_readable_kubeconfig_is_made_private_once_read(cluster, tmp_path):
+    kc = kubeconfig_copy(cluster, tmp_path / "kubeconfig")
+    os.chmod(kc, 0o644)
+    res = deploy(tmp_path, {"cluster_access_kubeconfig": kc}, "--tags", "cluster_access")
+    assert res.rc == 0, res.output[-3000:]
+    assert os.stat(kc).st_mode & 0o777 == 0o600
+
+
 def test_expired_client_certificate_is_named(cluster, tmp_path):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
