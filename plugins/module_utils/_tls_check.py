@@ -16,6 +16,11 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._errors import Mod
 
 def run(p: dict[str, Any]) -> dict:
     """The certificate described, with the problems found (none when healthy)."""
+    if not p["certificate_path"]:
+        if not 1 <= p["port"] <= 65535:
+            raise ModuleError(f"port={p['port']} is not a TCP port (1-65535)")
+        if not p["timeout"] > 0:
+            raise ModuleError(f"timeout={p['timeout']} must be a number of seconds above 0")
     result: dict = {"changed": False, "host": p["host"], "min_days": p["min_days"], "problems": []}
     trusted = None
     verify_error = None

@@ -37,7 +37,7 @@ options:
     type: str
     required: true
   port:
-    description: TCP port of the TLS server.
+    description: TCP port of the TLS server (1-65535; anything else is refused before connecting).
     type: int
     default: 443
   connect_address:
@@ -45,7 +45,7 @@ options:
       - Address (IP or name) to connect to instead of O(host); SNI and name matching still use O(host).
     type: str
   timeout:
-    description: Seconds to wait for the connection and the handshake.
+    description: Seconds to wait for the connection and the handshake (above 0).
     type: float
     default: 10.0
   min_days:

@@ -231,3 +231,17 @@ def test_private_key_pairing_is_checked_without_returning_the_key(run, ca, tmp_p
     assert failed and "still encrypted by git-crypt" in res["msg"]
     failed, res = run(host="hub.mybinder.ovh", private_key_path=str(key))
     assert failed and "certificate_path" in res["msg"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"port": 70000}, "port=70000 is not a TCP port (1-65535)"),
+        ({"port": 0}, "port=0 is not a TCP port (1-65535)"),
+        ({"timeout": -1}, "timeout=-1.0 must be a number of seconds above 0"),
+        ({"timeout": 0}, "timeout=0.0 must be a number of seconds above 0"),
+    ],
+)
+def test_a_port_or_timeout_out_of_range_is_refused_before_connecting(run, args, message) -> None:
+    failed, result = run(host="example.invalid", **args)
+    assert failed and result["msg"] == message, result
