@@ -83,6 +83,13 @@ def test_drain_playbook_by_pool_and_count_and_its_refusals(cluster, pool) -> Non
     bad = playbook(cluster, "drain.yml", "-e", f"node={nodes[1]}", "-e", f"pool={pool.value}")
     assert bad.returncode != 0 and "Say which nodes: -e node=NAME" in bad.stdout
 
+    # a mistyped pool drains nothing, and says so instead of succeeding
+    typo = playbook(cluster, "drain.yml", "-e", "pool=usr", "-e", "mode=cordoned")
+    assert typo.returncode != 0
+    out = " ".join(typo.stdout.split())
+    assert 'no node carries mybinder.org/node-purpose=usr (pool "usr"): nothing was drained.' in out, out[-3000:]
+    assert "The pools of this inventory: core, user (mybinder_node_pools)." in out
+
 
 def test_rotate_user_pool_in_stages(cluster, namespace, pool) -> None:
     """Four old nodes and a new one in the same pool: half of the old ones are retired first,
