@@ -86,6 +86,14 @@ def test_missing_config_file_is_refused_naming_it(cluster, tmp_path):
     assert history(cluster, ns, ns) == []
 
 
+def test_an_environment_name_that_is_no_string_is_refused_naming_it(cluster, tmp_path):
+    res = deploy(tmp_path, {"mybinder_env": 5})
+    assert res.rc != 0
+    out = " ".join(res.output.split())
+    assert 'unknown environment "5"' in out and "must be DNS labels" in out, out[-3000:]
+    assert "has no len()" not in out and TOUCHED_CLUSTER not in res.output
+
+
 def test_unknown_environment_is_refused(cluster, tmp_path):
     res = deploy(tmp_path, {"mybinder_env": "atlantis"})
     assert res.rc != 0
