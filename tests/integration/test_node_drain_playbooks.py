@@ -83,6 +83,12 @@ def test_drain_playbook_by_pool_and_count_and_its_refusals(cluster, pool) -> Non
     bad = playbook(cluster, "drain.yml", "-e", f"node={nodes[1]}", "-e", f"pool={pool.value}")
     assert bad.returncode != 0 and "Say which nodes: -e node=NAME" in bad.stdout
 
+    for timeout in ("abc", "0", "-5"):
+        bad = playbook(cluster, "drain.yml", "-e", f"node={nodes[1]}", "-e", f"timeout={timeout}")
+        assert bad.returncode != 0
+        assert f'timeout is a whole number of seconds above 0 (got "{timeout}")' in " ".join(bad.stdout.split())
+        assert "node_drain: " not in bad.stdout  # refused before the module ran
+
     # a mistyped pool drains nothing, and says so instead of succeeding
     typo = playbook(cluster, "drain.yml", "-e", "pool=usr", "-e", "mode=cordoned")
     assert typo.returncode != 0
