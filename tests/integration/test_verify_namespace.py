@@ -57,6 +57,7 @@ def test_the_release_list_is_what_helm_lists(cluster, namespace, tmp_path):
             "status": "deployed",
             "chart": "small-1.0.0",
             "app_version": "1",
+            "subcharts": [],  # its objects carry no other chart's label
         }
     ]
 
