@@ -176,7 +176,7 @@ def unregister() -> None:
         registry_entry().unlink(missing_ok=True)
 
 
-def choose_ports(reserved: set[int] = frozenset()) -> dict[str, int]:  # type: ignore[assignment]
+def choose_ports(reserved: frozenset[int] | set[int] = frozenset()) -> dict[str, int]:
     ports: dict[str, int] = {}
     for name, preferred in PREFERRED_PORTS.items():
         if port_free(preferred) and preferred not in ports.values() and preferred not in reserved:
@@ -185,7 +185,7 @@ def choose_ports(reserved: set[int] = frozenset()) -> dict[str, int]:  # type: i
             port = free_port()
             while port in ports.values() or port in reserved:
                 port = free_port()
-            say(f"port {preferred} ({name}) is taken, using free port {port} instead")
+            say(f"port {preferred} ({name}) is taken or another local cluster's, using free port {port} instead")
             ports[name] = port
     return ports
 
