@@ -19,11 +19,13 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 TOUCHED_CLUSTER = "TASK [mybinder.deploy.cluster_access"
 
 
-def test_still_encrypted_secrets_are_refused_before_touching_the_cluster(cluster, tmp_path):
+def deploy_with_secret_file(cluster, tmp_path, content: bytes):
+    """A deploy whose secret values file holds ``content``: the refusal's output, after checking
+    that nothing reached the cluster (no release, no namespace)."""
     ns = f"never-{os.getpid()}"
     secret = tmp_path / "secret" / "config" / "local.yaml"
     secret.parent.mkdir(parents=True)
-    secret.write_bytes(b"\x00GITCRYPT\x00" + os.urandom(64))  # what git-crypt leaves in a locked checkout
+    secret.write_bytes(content)
     extra = overrides(
         tmp_path,
         ns,
@@ -33,31 +35,23 @@ def test_still_encrypted_secrets_are_refused_before_touching_the_cluster(cluster
     )
     res = deploy(tmp_path, extra)
     assert res.rc != 0
-    assert str(secret) in res.output and "encrypted" in res.output
     assert TOUCHED_CLUSTER not in res.output
     assert history(cluster, ns, ns) == []
     assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0
+    return res.output, secret
+
+
+def test_still_encrypted_secrets_are_refused_before_touching_the_cluster(cluster, tmp_path):
+    # what git-crypt leaves in a locked checkout
+    output, secret = deploy_with_secret_file(cluster, tmp_path, b"\x00GITCRYPT\x00" + os.urandom(64))
+    assert str(secret) in output and "encrypted" in output
 
 
 def test_an_empty_secret_values_file_is_refused_before_touching_the_cluster(cluster, tmp_path):
     """An emptied secret file would deploy the release without its secrets (the GitHub token, the
     hub's keys): refused, naming the file and how to restore it."""
-    ns = f"never-{os.getpid()}"
-    secret = tmp_path / "secret" / "config" / "local.yaml"
-    secret.parent.mkdir(parents=True)
-    secret.write_text("# nothing left\n")
-    extra = overrides(
-        tmp_path,
-        ns,
-        small_chart(tmp_path / "chart"),
-        mybinder_secret_values_file=str(secret),
-        secrets_required_files=[str(secret)],
-    )
-    res = deploy(tmp_path, extra)
-    assert res.rc != 0
-    assert f"secret values file {secret} is empty" in res.output and "git checkout --" in res.output
-    assert TOUCHED_CLUSTER not in res.output
-    assert history(cluster, ns, ns) == []
+    output, secret = deploy_with_secret_file(cluster, tmp_path, b"# nothing left\n")
+    assert f"secret values file {secret} is empty" in output and "git checkout --" in output
 
 
 @pytest.mark.parametrize("timeout", [-5, 0, "abc"])
