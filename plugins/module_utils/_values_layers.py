@@ -9,6 +9,7 @@ The module (plugins/modules/values_layers.py) only documents, declares its optio
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -67,6 +68,7 @@ class DuplicateKey(Exception):
         super().__init__(f"key {str(key)!r} is set twice in one mapping (lines {first_line} and {second_line})")
 
 
+@functools.cache  # one class per process, not one per file read
 def _unique_key_loader() -> Any:
     """The safe loader (libyaml's when there) refusing a key set twice in one mapping: YAML
     parsers, helm's too, keep the last one silently, so a pasted block would override another."""
