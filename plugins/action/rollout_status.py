@@ -5,8 +5,8 @@ run waiting at most one round, and prints between rounds how long it has waited,
 what the rest waits for (see plugin_utils/_rounds.py; the lines are made in
 plugin_utils/_reports.py).
 
-One file serves both, as kubernetes.core links its action plugins to one file: the action plugin
-of verify_namespace is a link to this one, and each runs the module it is named after.
+One file serves all three, as kubernetes.core links its action plugins to one file: the action plugins
+of verify_namespace and release_lock are links to this one, and each runs the module it is named after.
 """
 
 from __future__ import annotations

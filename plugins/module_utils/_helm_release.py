@@ -79,6 +79,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects impo
     delete_namespace,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_objects import missing as missing_objects
+from ansible_collections.mybinder.deploy.plugins.module_utils._lease import Renewing, lock_option
 
 # The release a helm module acts on and how helm runs, shared by helm_release and helm_rollback
 # (documented in the mybinder.deploy.helm_release doc fragment).
@@ -100,16 +101,20 @@ def deploy_release(
     """One run of helm_release with its module parameters ``p``: the result, or a ModuleError
     (HelmError with what was done). ``warn`` receives warnings, ``bin_path`` finds an executable."""
     run = ReleaseRun(p, check_mode, diff, warn, release_helm(p, bin_path))
-    run.read_deployed()
-    unchanged = run.unchanged()
-    if unchanged is not None:
-        return unchanged
-    run.render()
-    result = run.compare()
-    if not run.upgrade_due:
-        return result
-    run.validate()
-    return run.upgrade(result)
+    # The deploy lock this run holds (release_lock) is renewed while it works; a lock lost to
+    # another run stops it before it changes anything.
+    with Renewing(run.connect(), lock_option(p.get("lock"))) as lock:
+        run.read_deployed()
+        unchanged = run.unchanged()
+        if unchanged is not None:
+            return unchanged
+        run.render()
+        result = run.compare()
+        if not run.upgrade_due:
+            return result
+        run.validate()
+        lock.check()
+        return run.upgrade(result)
 
 
 class ReleaseRun:
@@ -139,13 +144,16 @@ class ReleaseRun:
         self.made_namespace = False
         self.upgrade_due = False
 
+    def connect(self) -> KubeClient:
+        """The connection to the cluster: the release record is read straight from its storage
+        objects (see _helm_records), the objects are checked and the lock renewed through it."""
+        self.client = kube_client(self.p, self.name)
+        return self.client
+
     def read_deployed(self) -> None:
         """What serves now, after getting a release out of a pending state (in check mode: what
         the recovery would leave serving)."""
-        # The release record is read straight from its storage objects (see _helm_records), so the
-        # connection is opened first; the objects are checked through it too.
         name = self.name
-        self.client = kube_client(self.p, name)
         self.records = records_for(self.helm, self.client, self.ns)
         self.history = self.records.history(name)
         recovered = self.recovered = recover(self.p, self.check_mode, self.warn, self.helm, self.history)
@@ -467,12 +475,28 @@ def release_helm(p: dict[str, Any], bin_path: Callable[[str], str]) -> Helm:
 def rollback_release(p: dict[str, Any], check_mode: bool, bin_path: Callable[[str], str]) -> dict:
     """One run of helm_rollback with its module parameters ``p``: roll the release back to
     ``revision`` unless that revision's objects and values already serve; or a ModuleError."""
+    lock = lock_option(p.get("lock"))
+    if lock is None:
+        return rollback_locked(p, check_mode, bin_path)
+    with Renewing(kube_client(p, p["name"]), lock):
+        return rollback_locked(p, check_mode, bin_path)
+
+
+def rollback_locked(p: dict[str, Any], check_mode: bool, bin_path: Callable[[str], str]) -> dict:
     name, ns, target = p["name"], p["namespace"], p["revision"]
     helm = release_helm(p, bin_path)
     history = helm.history(name)
     current = helm.release(name, history=history, values=True)
     if current is None:
         raise HelmError(f"release {name} does not exist in namespace {ns}: there is nothing to roll back")
+    made = p.get("from_revision")
+    if made and int(current["version"]) != made:
+        # Another run deployed after this one: its revision is not this run's to undo.
+        raise HelmError(
+            f"release {name} in namespace {ns} was not rolled back: revision {current['version']} serves, made "
+            f"after revision {made} of this run by another run (or by hand), and a rollback only undoes this "
+            f"run's own revision; see `helm history {name} -n {ns}`"
+        )
     wanted = helm.release(name, revision=target, history=history, values=True)
     if wanted is None:
         raise HelmError(

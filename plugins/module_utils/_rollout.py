@@ -18,6 +18,7 @@ from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient, connect
+from ansible_collections.mybinder.deploy.plugins.module_utils._lease import Renewing, lock_option
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -314,7 +315,9 @@ def rollout_status(p: dict[str, Any]) -> dict[str, Any]:
             for item in watcher.list_kind(kind, p["namespace"])
         ]
     seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
-    res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
+    # The deploy lock this run holds (release_lock) is renewed while it waits.
+    with Renewing(watcher.kube, lock_option(p.get("lock"))):
+        res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
     ready = sorted(k for k, r in res.items() if r["done"])
     pending = [
         {"kind": r["kind"], "namespace": r["namespace"], "name": r["name"], "message": r["message"]}

@@ -42,6 +42,7 @@ requirements:
   - kubernetes (Python client) >= 24, for kubeconfig contexts other than plain certificates or tokens (the module
     reads the release's objects and dry-runs them through the API)
 extends_documentation_fragment:
+  - mybinder.deploy.lock
   - mybinder.deploy.module
   - mybinder.deploy.kubeconfig
   - mybinder.deploy.helm_release
@@ -336,6 +337,7 @@ from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release impo
     stand_in_note,
 )
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._lease import LOCK_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
@@ -358,6 +360,7 @@ def main() -> None:
             "validate": {"type": "bool", "default": True},
             "always_render": {"type": "bool", "default": False},
             **KUBECONFIG_ARG_SPEC,
+            **LOCK_ARG_SPEC,
         },
         supports_check_mode=True,
         required_together=[("chart_repo_url", "chart_version")],

@@ -17,6 +17,7 @@ description:
 requirements:
   - helm >= 3.13, < 4
 extends_documentation_fragment:
+  - mybinder.deploy.lock
   - mybinder.deploy.module
   - mybinder.deploy.kubeconfig
   - mybinder.deploy.helm_release
@@ -34,6 +35,11 @@ options:
     description: Revision to go back to.
     type: int
     required: true
+  from_revision:
+    description:
+      - The revision this run made, the only one it may undo. When another revision serves now (another run, or an
+        operator, deployed after this run), the module fails without rolling back over that work.
+    type: int
 seealso:
   - module: mybinder.deploy.helm_release
 """
@@ -75,6 +81,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._helm_release import RELEASE_ARG_SPEC, rollback_release
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC
+from ansible_collections.mybinder.deploy.plugins.module_utils._lease import LOCK_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import PYYAML
 
 
@@ -84,6 +91,8 @@ def main() -> None:
             **RELEASE_ARG_SPEC,
             "revision": {"type": "int", "required": True},
             **KUBECONFIG_ARG_SPEC,
+            **LOCK_ARG_SPEC,
+            "from_revision": {"type": "int"},
         },
         supports_check_mode=True,
     )

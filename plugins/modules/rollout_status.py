@@ -24,6 +24,7 @@ description:
 requirements:
   - kubernetes (Python client) >= 24
 extends_documentation_fragment:
+  - mybinder.deploy.lock
   - mybinder.deploy.module
   - mybinder.deploy.attributes.rounds
   - mybinder.deploy.kubeconfig
@@ -123,6 +124,7 @@ from dataclasses import replace
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import conclude
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KUBECONFIG_ARG_SPEC, KUBERNETES
+from ansible_collections.mybinder.deploy.plugins.module_utils._lease import LOCK_ARG_SPEC
 from ansible_collections.mybinder.deploy.plugins.module_utils._rollout import (
     ROLLOUT_TIMEOUT,
     ROUNDS_ARG_SPEC,
@@ -140,6 +142,7 @@ def main() -> None:
             "events": {"type": "int", "default": 5},
             "interval": {"type": "float", "default": 0.5},
             **KUBECONFIG_ARG_SPEC,
+            **LOCK_ARG_SPEC,
         },
         required_one_of=[("objects", "namespace")],
         mutually_exclusive=[("objects", "namespace")],

@@ -14,7 +14,9 @@ action plugins print, after (or between) module runs, the few lines an operator 
   stand-in as the real chart; and when helm refuses an object made outside the release, the
   take_ownership variable of the role the task belongs to (roles prefix their variables with
   their name: ingress_take_ownership, tls_take_ownership...);
-- rollout_status, verify_namespace: a progress line between rounds (plugin_utils/_rounds.py), and
+- release_lock: whom a run took an expired lock over from, and the rollout a dead run left
+  unconfirmed;
+- rollout_status, verify_namespace, release_lock: a progress line between rounds (plugin_utils/_rounds.py), and
   for verify_namespace with list_releases the summary of the deploy at the end (releases, hosts,
   health), which a debug task with a `helm list` lookup printed before.
 
@@ -108,6 +110,36 @@ def describe_rollout(result: dict[str, Any], elapsed: float, timeout: float) -> 
     return f"{head}; waiting for {', '.join(items)}{more}"
 
 
+# ---- release_lock
+
+
+def describe_lock(result: dict[str, Any], elapsed: float, timeout: float) -> str:
+    lock = result.get("lock") or {}
+    if result.get("done"):
+        return f"deploy lock {lock.get('namespace')}/{lock.get('name')}: taken after {elapsed:.0f}s"
+    return f"deploy lock: {elapsed:.0f}s of {timeout:.0f}s; {result.get('waiting_for')}"
+
+
+def after_release_lock(action: Any, result: dict[str, Any], task_vars: dict[str, Any]) -> None:
+    if result.get("failed") or not result.get("acquired"):
+        return
+    lock = result.get("lock") or {}
+    dead = result.get("took_over")
+    if dead:
+        tell(
+            task_vars,
+            f"took over the deploy lock {lock.get('namespace')}/{lock.get('name')} from {dead.get('holder')}, "
+            f"which stopped renewing it at {dead.get('renewed')} (that run ended without giving it back)",
+        )
+    unconfirmed = result.get("unconfirmed_rollout")
+    if unconfirmed:
+        tell(
+            task_vars,
+            f"revision {unconfirmed['revision']} (replacing {unconfirmed['replaces']}) was never confirmed to roll "
+            "out by the run that made it: this run waits for it, and rolls back when it does not roll out",
+        )
+
+
 # ---- verify_namespace
 
 
@@ -151,10 +183,12 @@ AFTER: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], None]] = {
     "mybinder.deploy.cluster_check": after_cluster_check,
     "mybinder.deploy.git_crypt": after_git_crypt,
     "mybinder.deploy.helm_release": after_helm_release,
+    "mybinder.deploy.release_lock": after_release_lock,
     "mybinder.deploy.verify_namespace": after_verify_namespace,
 }
 
 PROGRESS: dict[str, Callable[[dict[str, Any], float, float], str]] = {
     "mybinder.deploy.rollout_status": describe_rollout,
     "mybinder.deploy.verify_namespace": describe_verify,
+    "mybinder.deploy.release_lock": describe_lock,
 }

@@ -179,15 +179,24 @@ def test_deploy_killed_during_the_rollout_wait_is_finished_by_the_next(cluster, 
     chart = small_chart(tmp_path / "chart")
     assert deploy(tmp_path, overrides(tmp_path, namespace, chart), *STAGE).rc == 0
 
-    slow = overrides(tmp_path, namespace, chart, {"web": {"nodeSelector": {"mybinder.org/node-purpose": "nowhere"}}})
+    # (a short lock duration: the killed run's lock expires soon, and the next run takes it over)
+    slow = overrides(
+        tmp_path,
+        namespace,
+        chart,
+        {"web": {"nodeSelector": {"mybinder.org/node-purpose": "nowhere"}}},
+        mybinder_lock_duration=10,
+    )
     out = deploy_until(tmp_path, slow, "rollout: ", *STAGE)
     assert f"waiting for Deployment {namespace}/web" in out
 
     # The killed run left revision 2 deployed (helm itself never waits) with a stuck rollout.
     assert history(cluster, namespace, namespace)[-1]["status"] == "deployed"
 
-    res = deploy(tmp_path, overrides(tmp_path, namespace, chart, {"web": {"message": "fixed"}}), *STAGE)
+    fixed = overrides(tmp_path, namespace, chart, {"web": {"message": "fixed"}}, mybinder_lock_duration=10)
+    res = deploy(tmp_path, fixed, *STAGE)
     assert res.rc == 0, res.output
+    assert "took over the deploy lock" in res.output
     assert "another operation" not in res.output and "already exists" not in res.output
     assert history(cluster, namespace, namespace)[-1]["status"] == "deployed"
     wait_ready(cluster, namespace, "web", 2)
@@ -246,7 +255,12 @@ def test_release_left_pending_upgrade_is_rolled_back_first(cluster, namespace, t
     )
     assert history(cluster, namespace, namespace)[-1]["status"] == "pending-upgrade"  # check mode changed nothing
 
-    res = deploy(tmp_path, overrides(tmp_path, namespace, chart, {"web": {"message": "after"}}), *STAGE)
+    # the test killed that helm run: no grace for it (test_deploy_lock.py waits for a live one)
+    res = deploy(
+        tmp_path,
+        overrides(tmp_path, namespace, chart, {"web": {"message": "after"}}, mybinder_lock_pending_grace=0),
+        *STAGE,
+    )
     assert res.rc == 0, res.output
     assert (
         "was stuck in pending-upgrade (revision 2)" in res.output and "it was rolled back to revision 1" in res.output
@@ -262,7 +276,7 @@ def test_release_left_pending_install_is_uninstalled_and_installed_again(cluster
     interrupt_helm(cluster, namespace, chart, "--set-json", 'web.nodeSelector={"mybinder.org/node-purpose":"nowhere"}')
     assert [h["status"] for h in history(cluster, namespace, namespace)] == ["pending-install"]
 
-    res = deploy(tmp_path, overrides(tmp_path, namespace, chart), *STAGE)
+    res = deploy(tmp_path, overrides(tmp_path, namespace, chart, mybinder_lock_pending_grace=0), *STAGE)
     assert res.rc == 0, res.output
     assert (
         "was stuck in pending-install (revision 1)" in res.output
