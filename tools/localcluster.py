@@ -367,7 +367,7 @@ def start(name: str, argv: list[str], state: dict[str, Any]) -> None:
         argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=STATE_DIR
     )
     log.close()
-    state["processes"][name] = {"pid": proc.pid, "binary": argv[0]}
+    state["processes"][name] = {"pid": proc.pid, "binary": argv[0], "argv": argv}
     save_state(state)
 
 
@@ -845,6 +845,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Stop one component, leave it down for a while, start it again with the same command line:
+    rehearses what a control-plane upgrade or a crash does to the clients (tests restart the API
+    server during drains and rollout waits)."""
+    state = load_state()
+    if not running(state):
+        raise ClusterError("no local cluster is running: start one with `make cluster-up`")
+    assert state is not None
+    info = state["processes"].get(args.component)
+    if info is None:
+        known = ", ".join(state["processes"])
+        raise ClusterError(f"cannot restart {args.component!r}: this cluster's components are {known}")
+    if "argv" not in info:  # started before the state recorded command lines: the kernel has it
+        info["argv"] = Path(f"/proc/{info['pid']}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+    os.kill(info["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while pid_alive(info["pid"], info["binary"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(info["pid"], info["binary"]):
+        os.kill(info["pid"], signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(info["pid"], os.WNOHANG)
+    say(f"{args.component} stopped; down for {args.down:g} s")
+    time.sleep(args.down)
+    start(args.component, info["argv"], state)
+    if args.component in health_urls(state):
+        wait_healthy(args.component, state, timeout=60)
+    say(f"{args.component} running again (pid {state['processes'][args.component]['pid']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -853,9 +884,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--user-nodes", type=int, default=int(os.environ.get("USER_NODES", "2")))
     sub.add_parser("down", help="stop the processes `up` started and remove the state")
     sub.add_parser("status", help="health of every component")
+    restart = sub.add_parser("restart", help="stop one component, wait, start it again (rehearses an outage)")
+    restart.add_argument("component", help="e.g. kube-apiserver")
+    restart.add_argument("--down", type=float, default=5.0, help="seconds the component stays down")
     args = parser.parse_args(argv)
     try:
-        return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args)
+        return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "restart": cmd_restart}[args.command](args)
     except ClusterError as exc:
         print(f"[cluster] ERROR: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -52,6 +52,7 @@ import importlib.util
 import json
 import os
 import ssl
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -477,6 +478,17 @@ class KubeClient:
         self.transport = transport
         self.request_timeout = request_timeout
         self.target = target
+        # Until when (time.monotonic()) a transient failure is retried: None fails at once, as the
+        # first contact with a cluster should (an unreachable cluster is an error to report, not to
+        # wait for). A module that has a deadline of its own sets it (see retry_until).
+        self.retry_deadline: float | None = None
+
+    def retry_until(self, deadline: float | None) -> KubeClient:
+        """Retry transient failures (see transient()) with backoff until ``deadline``
+        (time.monotonic()), so that a restart of the API server or a moment of overload does not
+        end the task; None: never retry."""
+        self.retry_deadline = deadline
+        return self
 
     @property
     def host(self) -> str:
@@ -501,6 +513,29 @@ class KubeClient:
         content_type: str = "application/json",
         accept: str = "application/json",
         timeout: float | None = None,
+    ) -> Any:
+        """One API request; a transient failure is retried with backoff (0.2 s doubling to 5 s)
+        until retry_deadline."""
+        pause = 0.2
+        while True:
+            try:
+                return self._request_once(method, path, query, body, content_type, accept, timeout)
+            except Exception as exc:
+                left = (self.retry_deadline or 0.0) - time.monotonic()
+                if left <= 0 or not transient(exc, method):
+                    raise
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 5.0)
+
+    def _request_once(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        content_type: str,
+        accept: str,
+        timeout: float | None,
     ) -> Any:
         headers = {"Accept": accept}
         if body is not None:
@@ -628,6 +663,42 @@ def connection_params_from_env() -> dict[str, Any]:
             if var in os.environ:
                 params[name] = os.environ[var]
     return params
+
+
+# ---- transient failures
+
+# Answers that say "not now" rather than "no": the API server (or a proxy before it) is starting,
+# overloaded or restarting. 429 is retried for reads only: to an eviction it is a
+# PodDisruptionBudget's refusal, which the drain retries and reports itself.
+RETRIED_STATUS = frozenset({502, 503, 504})
+READS = frozenset({"GET", "HEAD"})
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def transient(exc: BaseException, method: str) -> bool:
+    """Whether a failed request is worth repeating: the server answered 502/503/504 (or 429 to a
+    read), or could not be reached. A request that never reached the server (connection refused)
+    is repeated whatever its method; one whose connection broke or timed out on the way only when
+    it is a read, since a write may have been applied."""
+    status = getattr(exc, "status", None)
+    if status in RETRIED_STATUS or (status == 429 and method in READS):
+        return True
+    if status:
+        return False
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        return True
+    network = any(isinstance(e, OSError) or _is_urllib3_error(e) for e in chain) or "cannot reach" in text
+    return network and method in READS
 
 
 # ---- operator diagnostics

@@ -39,7 +39,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient, KubeError, connect
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
+    KubeClient,
+    KubeError,
+    connect,
+    transient,
+)
 
 API = "/apis/coordination.k8s.io/v1"
 LEASE_NAMESPACE = "kube-system"
@@ -358,9 +363,16 @@ class Renewing:
             self._thread.join(timeout=5)
 
     def renew_now(self) -> None:
-        """Renew at once; the LockError of a lost lock is raised."""
+        """Renew at once; the LockError of a lost lock is raised. An API server that does not
+        answer for a moment (a restart) is not an error here: the thread tries again."""
         if self.lock is not None:
-            renew(self.client, self.lock)
+            try:
+                renew(self.client, self.lock)
+            except LockError:
+                raise
+            except Exception as exc:
+                if not transient(exc, "GET"):
+                    raise
 
     def check(self) -> None:
         if self.lost is not None:

@@ -354,6 +354,9 @@ class NodeDrain:
     def _run(self) -> dict[str, Any]:
         p = self.p
         all_nodes = list(self.kube.list_items("/api/v1/nodes"))
+        # The cluster answered: from now on an API server that stops answering for a while (a
+        # restart) is waited for, request by request, until the drain's own deadline.
+        self.kube.retry_until(self.deadline)
         selected = d.select_nodes(
             all_nodes,
             names=p["name"],
@@ -853,16 +856,32 @@ class NodeDrain:
         return result
 
     def partial_result(self) -> dict[str, Any]:
-        """The result so far, for a failure message; never raises."""
+        """The result so far, for a failure message; never raises. When the API is what failed,
+        what this run did is told from what it remembers (no request): the cordon, the evictions,
+        the forced deletions, and the pods it still waited for."""
+        self.kube.retry_until(None)  # the deadline has passed or the API refused: ask once at most
         try:
             return self.result()
-        except Exception:  # the API may be what failed: report without per-node details then
-            return {
-                "changed": self.changed,
-                "nodes": {},
-                "summary": [],
-                "elapsed": round(time.monotonic() - self.start, 2),
+        except Exception:  # pylint: disable=broad-except
+            pass
+        nodes = {}
+        for name, run in getattr(self, "runs", {}).items():
+            evicted = [o.plan.ref for o in run.outcomes if o.status == "evicted"]
+            nodes[name] = {
+                "cordon": run.cordon,
+                "evicted": [
+                    {"namespace": o.plan.namespace, "name": o.plan.name} for o in run.outcomes if o.status == "evicted"
+                ],
+                "forced": run.forced,
+                "not_evicted": sorted(pl.ref for pl in run.plans if pl.action == "evict" and pl.ref not in evicted),
+                "still_there": sorted(run.left),
             }
+        return {
+            "changed": self.changed,
+            "nodes": nodes,
+            "summary": [],
+            "elapsed": round(time.monotonic() - self.start, 2),
+        }
 
 
 def diff_view(node: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
@@ -920,6 +939,12 @@ def done_and_left(exc: DrainFailure) -> str:
             bits.append(f"evicted {len(r['evicted'])} pod(s)")
         if r.get("forced"):
             bits.append(f"force-deleted {len(r['forced'])} pod(s)")
+        if r.get("not_evicted"):
+            bits.append(
+                f"not evicted: {', '.join(r['not_evicted'][:10])}" + (" ..." if len(r["not_evicted"]) > 10 else "")
+            )
+        if r.get("still_there"):
+            bits.append(f"{len(r['still_there'])} evicted pod(s) not gone yet")
         if bits:
             done.append(f"{name}: {', '.join(bits)}")
     return f"{exc.msg}. Done before stopping: {'; '.join(done) if done else 'nothing'}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
-from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient, connect
+from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeClient, connect, short, transient
 from ansible_collections.mybinder.deploy.plugins.module_utils._lease import Renewing, lock_option
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -277,17 +277,37 @@ def pauses(interval: float, first: float = FIRST_PAUSE, fast_seconds: float = FA
 
 
 def wait(watcher: Watcher, seconds: float, interval: float = 1.0) -> dict[str, dict[str, Any]]:
-    """Poll until every object is done, one failed for good, or `seconds` passed (pauses())."""
+    """Poll until every object is done, one failed for good, or `seconds` passed (pauses()).
+
+    The API server may restart meanwhile (an upgrade of the control plane, a moment of overload):
+    a poll that fails for such a reason is retried until the deadline (the caller sets the
+    client's retry_until), and if the server has not answered by then, every workload is "not
+    done yet" with that reason, so that the next round (or the caller's deadline) decides, not one
+    refused request."""
     deadline = time.monotonic() + max(0.0, seconds)
     delays = pauses(interval)
     while True:
-        res = watcher.poll()
+        try:
+            res = watcher.poll()
+        except Exception as exc:
+            if not transient(exc, "GET"):
+                raise
+            return unanswered(watcher, exc)
         if all(r["done"] for r in res.values()) or any(r["failed"] for r in res.values()):
             return res
         pause = next(delays)
         if time.monotonic() + pause > deadline:
             return res
         time.sleep(pause)
+
+
+def unanswered(watcher: Watcher, exc: BaseException) -> dict[str, dict[str, Any]]:
+    """Every workload not done yet, because the API server did not answer."""
+    message = f"the API server did not answer ({short(exc)}), still waiting"
+    return {
+        key(o["kind"], o["namespace"], o["name"]): {**o, "done": False, "failed": False, "message": message}
+        for o in watcher.objects
+    }
 
 
 # ---- the rollout_status runner
@@ -315,7 +335,9 @@ def rollout_status(p: dict[str, Any]) -> dict[str, Any]:
             for item in watcher.list_kind(kind, p["namespace"])
         ]
     seconds = p["wait_seconds"] if p["wait_seconds"] is not None else float(p["timeout"])
-    # The deploy lock this run holds (release_lock) is renewed while it waits.
+    # The deploy lock this run holds (release_lock) is renewed while it waits; the API server not
+    # answering for a moment is ridden out until the round's end (see wait()).
+    watcher.kube.retry_until(time.monotonic() + seconds)
     with Renewing(watcher.kube, lock_option(p.get("lock"))):
         res = wait(watcher, seconds, p["interval"]) if watcher.objects else {}
     ready = sorted(k for k, r in res.items() if r["done"])
@@ -333,13 +355,24 @@ def rollout_status(p: dict[str, Any]) -> dict[str, Any]:
     }
     broken = [k for k, r in res.items() if r["failed"]]
     if pending and (broken or p["fail_on_timeout"]):
-        failed = [watcher.explain(key(x["kind"], x["namespace"], x["name"]), p["events"]) for x in pending]
+        failed = [explain_or_brief(watcher, x, p["events"]) for x in pending]
         result["failed"] = failed
         why = "failed" if broken else f"did not finish within {p['timeout']} s"
         raise ModuleError(
             f"rollout of {len(pending)} of {len(res)} workloads {why}:\n" + format_failures(failed), **result
         )
     return result
+
+
+def explain_or_brief(watcher: Watcher, pending: dict[str, Any], events: int) -> dict[str, Any]:
+    """What is wrong with a workload (its pods and events), or only its last state when the API
+    server does not answer."""
+    try:
+        return watcher.explain(key(pending["kind"], pending["namespace"], pending["name"]), events)
+    except Exception as exc:
+        if not transient(exc, "GET"):
+            raise
+        return {**pending, "pods": [], "events": []}
 
 
 def format_failures(failed: list[dict]) -> str:

@@ -23,6 +23,7 @@ from conftest import ROOT
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 NOWHERE = {"nodeSelector": {"mybinder.org/node-purpose": "nowhere"}}
+OPERATORS_WEB = {"replicas": 2, "message": "operator", "token": "t", "cpu": "1000", "nodeSelector": {}}
 
 
 def lease_name(namespace: str) -> str:
@@ -157,7 +158,7 @@ def test_an_operators_helm_upgrade_in_progress_is_waited_for_not_rolled_back(clu
             namespace,
             "--reuse-values",
             "--set-json",
-            f"web={json.dumps({'replicas': 2, 'message': 'operator', 'token': 't', 'cpu': '1000', 'nodeSelector': {}})}",
+            "web=" + json.dumps(OPERATORS_WEB),
             "--wait",
             "--timeout",
             "25s",

@@ -528,3 +528,83 @@ def test_history_entries_from_a_stored_release_and_picking_a_revision():
 def test_a_rollout_wait_of_no_time_is_refused_before_the_cluster_is_asked(timeout):
     with pytest.raises(ModuleError, match=f"timeout={timeout} must be a whole number of seconds above 0"):
         r.rollout_status({"timeout": timeout, "kubeconfig": "/nowhere", "context": ""})
+
+
+def test_a_rollout_wait_the_api_server_stops_answering_ends_the_round_not_the_task(monkeypatch):
+    """A poll refused for a transient reason (the client retried it until the round's deadline)
+    leaves every workload "not done yet", with the reason; any other failure is raised."""
+    from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError
+
+    monkeypatch.setattr(r.time, "sleep", lambda s: None)
+
+    class Unanswered:
+        objects = [{"kind": "Deployment", "namespace": "n", "name": "hub"}]
+
+        def __init__(self, exc: Exception) -> None:
+            self.exc = exc
+
+        def poll(self):
+            raise self.exc
+
+    refused = KubeApiError(0, "cannot reach https://127.0.0.1:6443: [Errno 111] Connection refused", None, "GET", "/")
+    res = r.wait(Unanswered(refused), seconds=5)
+    assert list(res.values()) == [
+        {
+            "kind": "Deployment",
+            "namespace": "n",
+            "name": "hub",
+            "done": False,
+            "failed": False,
+            "message": "the API server did not answer (connection refused), still waiting",
+        }
+    ]
+    forbidden = KubeApiError(403, "Forbidden", None, "GET", "/")
+    with pytest.raises(KubeApiError):
+        r.wait(Unanswered(forbidden), seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "method", "retried"),
+    [
+        (0, "cannot reach x: [Errno 111] Connection refused", "POST", True),  # never reached: any method
+        (0, "cannot reach x: Read timed out", "GET", True),
+        (0, "cannot reach x: Read timed out", "POST", False),  # a write may have been applied
+        (503, "Service Unavailable", "PUT", True),
+        (429, "Too Many Requests", "GET", True),
+        (429, "Too Many Requests", "POST", False),  # an eviction's PDB refusal: the drain's to retry
+        (500, "Internal Server Error", "GET", False),
+        (404, "Not Found", "GET", False),
+        (409, "Conflict", "PUT", False),
+    ],
+)
+def test_which_failed_requests_the_client_repeats(status, text, method, retried):
+    from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import KubeApiError, transient
+
+    assert transient(KubeApiError(status, text, None, method, "/"), method) is retried
+
+
+def test_the_client_retries_until_its_deadline_then_raises(monkeypatch):
+    from ansible_collections.mybinder.deploy.plugins.module_utils import _kube_client as kc
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(kc.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(kc.time, "sleep", lambda s: clock.__setitem__("now", clock["now"] + s))
+    answers = iter([OSError("[Errno 111] Connection refused")] * 4 + [(200, "OK", b'{"kind": "Node"}')])
+
+    class Transport:
+        host = "https://127.0.0.1:6443"
+        calls = 0
+
+        def send(self, *args):
+            Transport.calls += 1
+            answer = next(answers)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    client = kc.KubeClient(Transport())
+    with pytest.raises(OSError):  # no deadline: the first failure is the answer
+        client.get("/api/v1/nodes/a")
+    assert Transport.calls == 1
+    assert client.retry_until(clock["now"] + 30).get("/api/v1/nodes/a") == {"kind": "Node"}
+    assert Transport.calls == 5 and 0 < clock["now"] < 30
