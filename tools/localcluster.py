@@ -531,7 +531,11 @@ def running(state: dict[str, Any] | None) -> bool:
     if not state or "processes" not in state:
         return False
     return all(
-        name in state["processes"] and pid_alive(state["processes"][name]["pid"], state["processes"][name]["binary"])
+        name in state["processes"]
+        and (
+            state["processes"][name].get("restarting")  # `restart` brings it back: not a dead cluster
+            or pid_alive(state["processes"][name]["pid"], state["processes"][name]["binary"])
+        )
         for name in COMPONENTS
     )
 
@@ -541,6 +545,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     state = load_state()
     if running(state):
         assert state is not None
+        wait_restarts(state)
         ok, _answer = http_ok(health_urls(state)["kube-apiserver"][0], ssl_context())
         if ok:
             say(f"already running: API server https://127.0.0.1:{state['ports']['apiserver']}, kubeconfig {KUBECONFIG}")
@@ -845,6 +850,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def wait_restarts(state: dict[str, Any], timeout: float = 120) -> None:
+    """Wait for the components `restart` is bringing back (another process restarts them): a
+    cluster in the middle of a rehearsed outage is not a dead one to clean up."""
+    deadline = time.monotonic() + timeout
+    while any(p.get("restarting") for p in state["processes"].values()) and time.monotonic() < deadline:
+        say("waiting for a component that is being restarted")
+        time.sleep(2)
+        state.update(load_state() or {})
+
+
 def cmd_restart(args: argparse.Namespace) -> int:
     """Stop one component, leave it down for a while, start it again with the same command line:
     rehearses what a control-plane upgrade or a crash does to the clients (tests restart the API
@@ -859,6 +874,8 @@ def cmd_restart(args: argparse.Namespace) -> int:
         raise ClusterError(f"cannot restart {args.component!r}: this cluster's components are {known}")
     if "argv" not in info:  # started before the state recorded command lines: the kernel has it
         info["argv"] = Path(f"/proc/{info['pid']}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+    info["restarting"] = True
+    save_state(state)
     os.kill(info["pid"], signal.SIGTERM)
     deadline = time.monotonic() + 15
     while pid_alive(info["pid"], info["binary"]) and time.monotonic() < deadline:
@@ -869,9 +886,13 @@ def cmd_restart(args: argparse.Namespace) -> int:
         os.waitpid(info["pid"], os.WNOHANG)
     say(f"{args.component} stopped; down for {args.down:g} s")
     time.sleep(args.down)
-    start(args.component, info["argv"], state)
-    if args.component in health_urls(state):
-        wait_healthy(args.component, state, timeout=60)
+    try:
+        start(args.component, info["argv"], state)  # records the new process, without the mark
+        if args.component in health_urls(state):
+            wait_healthy(args.component, state, timeout=60)
+    finally:
+        state["processes"][args.component].pop("restarting", None)
+        save_state(state)
     say(f"{args.component} running again (pid {state['processes'][args.component]['pid']})")
     return 0
 

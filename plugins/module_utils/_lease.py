@@ -53,6 +53,7 @@ PENDING_GRACE = 300
 LOCK_TIMEOUT = 600
 UNCONFIRMED = "mybinder.org/unconfirmed-rollout"
 TOOK_OVER = "mybinder.org/took-over-from"
+SECRET_KEYS = "mybinder.org/secret-value-keys"
 RELEASE = "mybinder.org/release"
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
 
@@ -142,6 +143,7 @@ class Holding:
     duration: int
     unconfirmed: dict[str, int] | None
     took_over: dict[str, str] | None = None
+    secret_keys: list[str] | None = None
 
     def live(self, now: datetime) -> bool:
         """Held by a run that renewed it within its duration."""
@@ -174,6 +176,9 @@ def holding_of(lease: dict[str, Any] | None) -> Holding:
             "acquired": str(data["acquired"] or ""),
             "renewed": str(data["renewed"] or ""),
         }
+    secret_keys = None
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        secret_keys = [str(k) for k in json.loads(annotations[SECRET_KEYS])]
     return Holding(
         holder=spec.get("holderIdentity") or "",
         acquired=parse_time(spec.get("acquireTime")),
@@ -181,6 +186,7 @@ def holding_of(lease: dict[str, Any] | None) -> Holding:
         duration=int(spec.get("leaseDurationSeconds") or LEASE_DURATION),
         unconfirmed=unconfirmed,
         took_over=took_over,
+        secret_keys=secret_keys,
     )
 
 
@@ -196,6 +202,7 @@ class Acquired:
 
     took_over: dict[str, str] | None
     unconfirmed: dict[str, int] | None
+    secret_keys: list[str] | None = None
 
 
 def try_acquire(client: KubeClient, lock: Lock, release: str) -> Acquired | Holding:
@@ -210,7 +217,7 @@ def try_acquire(client: KubeClient, lock: Lock, release: str) -> Acquired | Hold
             renew(client, lock)
         except LockError:
             return holding_of(read_lease(client, lock))
-        return Acquired(took_over=held.took_over, unconfirmed=held.unconfirmed)
+        return Acquired(took_over=held.took_over, unconfirmed=held.unconfirmed, secret_keys=held.secret_keys)
     if lease is not None and held.live(now):
         return held
     took_over = held.as_result() if held.holder else None
@@ -250,7 +257,7 @@ def try_acquire(client: KubeClient, lock: Lock, release: str) -> Acquired | Hold
         if exc.status == 409:  # another run wrote it first: its holding is what the next read shows
             return holding_of(read_lease(client, lock))
         raise
-    return Acquired(took_over=took_over, unconfirmed=held.unconfirmed)
+    return Acquired(took_over=took_over, unconfirmed=held.unconfirmed, secret_keys=held.secret_keys)
 
 
 _KEEP: Any = object()
@@ -284,9 +291,12 @@ def renew(client: KubeClient, lock: Lock, unconfirmed: Any = _KEEP) -> None:
     raise LockError(f"renewing the deploy lock {lock.namespace}/{lock.name} kept conflicting with other writers")
 
 
-def release(client: KubeClient, lock: Lock, rollout_confirmed: bool) -> Holding | None:
-    """Give the lock back (clearing the unconfirmed rollout when ``rollout_confirmed``); None when
-    released, or the holding of the run that holds it instead of this one (nothing is changed)."""
+def release(
+    client: KubeClient, lock: Lock, rollout_confirmed: bool, secret_keys: list[str] | None = None
+) -> Holding | None:
+    """Give the lock back (clearing the unconfirmed rollout when ``rollout_confirmed``, recording
+    the secret values' key paths the release was deployed with when given); None when released,
+    or the holding of the run that holds it instead of this one (nothing is changed)."""
     for _attempt in range(3):
         lease = read_lease(client, lock)
         held = holding_of(lease)
@@ -303,6 +313,9 @@ def release(client: KubeClient, lock: Lock, rollout_confirmed: bool) -> Holding 
         annotations.pop(TOOK_OVER, None)
         if rollout_confirmed:
             annotations.pop(UNCONFIRMED, None)
+        if secret_keys is not None:
+            annotations[SECRET_KEYS] = json.dumps(sorted(set(secret_keys)))
+        lease["metadata"]["annotations"] = annotations
         try:
             client.request("PUT", lock.path, body=lease)
             return None
@@ -441,7 +454,7 @@ def release_lock(p: dict[str, Any], check_mode: bool, playbook_pid: int) -> dict
     if p["state"] == "released":
         if check_mode:
             return dict(result, released=False)
-        other = release(client, lock, p["rollout_confirmed"])
+        other = release(client, lock, p["rollout_confirmed"], p["secret_keys"])
         if other is not None:
             return dict(
                 result,
@@ -457,6 +470,7 @@ def release_lock(p: dict[str, Any], check_mode: bool, playbook_pid: int) -> dict
         return dict(
             result,
             acquired=False,
+            secret_keys=held.secret_keys,
             held_by=held.as_result() if live else None,
             warning=f"{what} is being deployed by {held.describe(now_utc())}: this check may "
             "predict changes that run is making"
@@ -482,7 +496,13 @@ def release_lock(p: dict[str, Any], check_mode: bool, playbook_pid: int) -> dict
         if isinstance(got, Acquired):
             waiting = outside_helm_run(client, p["release"], p["release_namespace"], got, p["pending_grace"], now)
             if waiting is None:
-                return dict(result, acquired=True, took_over=got.took_over, unconfirmed_rollout=got.unconfirmed)
+                return dict(
+                    result,
+                    acquired=True,
+                    took_over=got.took_over,
+                    unconfirmed_rollout=got.unconfirmed,
+                    secret_keys=got.secret_keys,
+                )
         else:
             waiting = f"the deploy lock is held by {got.describe(now)}"
         left = deadline - time.monotonic()

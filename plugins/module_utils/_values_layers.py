@@ -155,4 +155,14 @@ def run(layers: list[dict[str, Any]], allow_encrypted: bool = False) -> dict[str
             "a secret values file and a public one set the same keys, so one would silently override the other; "
             "set each key in one place only: " + "; ".join(clashes)
         )
-    return {"changed": False, "paths": paths, "skipped": skipped, "encrypted": encrypted, "written": written}
+    # The key paths the secret layers set (names, never values): the deploy keeps them with the
+    # release's lock and refuses a secret file that lost one the deployed release has.
+    secret_keys = sorted({".".join(k) for _path, secret, keys in loaded if secret for k in keys})
+    return {
+        "changed": False,
+        "paths": paths,
+        "skipped": skipped,
+        "encrypted": encrypted,
+        "written": written,
+        "secret_keys": secret_keys,
+    }

@@ -86,6 +86,12 @@ options:
     description: With O(state=released), whether the recorded rollout is done with (rolled out, or rolled back).
     type: bool
     default: true
+  secret_keys:
+    description:
+      - With O(state=released), the key paths (names, never values) of the secret values the release was deployed
+        with, recorded with the lock for the next deploy (RV(secret_keys)).
+    type: list
+    elements: str
 seealso:
   - module: mybinder.deploy.helm_release
   - name: Leases
@@ -141,6 +147,14 @@ unconfirmed_rollout:
   returned: when acquired
   type: dict
   sample: {revision: 8, replaces: 7}
+secret_keys:
+  description:
+    - The key paths of the secret values the last deploy that recorded them rolled out with (O(secret_keys)), or
+      V(null) when none did. A deploy refuses a secret values file that lost one of them.
+  returned: when acquired
+  type: list
+  elements: str
+  sample: [binderhub.config.GitHubRepoProvider.access_token, binderhub.jupyterhub.hub.cookieSecret]
 held_by:
   description: The live holder of the lock when it is not this run (holder, acquired, renewed), or V(null).
   returned: in check mode, and when the lock is held by another run
@@ -183,6 +197,7 @@ def main() -> None:
             "pending_grace": {"type": "int", "default": PENDING_GRACE},
             "record_rollout": {"type": "dict"},
             "rollout_confirmed": {"type": "bool", "default": True},
+            "secret_keys": {"type": "list", "elements": "str", "no_log": False},
             **ROUNDS_ARG_SPEC,
             **KUBECONFIG_ARG_SPEC,
         },

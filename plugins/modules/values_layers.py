@@ -102,6 +102,12 @@ written:
   returned: always
   type: list
   elements: str
+secret_keys:
+  description: The key paths the secret layers set, dotted (names only, never values).
+  returned: always
+  type: list
+  elements: str
+  sample: [binderhub.config.GitHubRepoProvider.access_token]
 """
 
 from ansible.module_utils.basic import AnsibleModule

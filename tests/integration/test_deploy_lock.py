@@ -246,3 +246,48 @@ def test_a_rollback_never_undoes_another_runs_revision(cluster, namespace, tmp_p
     assert res.returncode != 0
     assert "was not rolled back: revision 2 serves, made after revision 1 of this run" in res.stdout, res.stdout
     assert [h["status"] for h in history(cluster, namespace, namespace)] == ["superseded", "deployed"]
+
+
+def test_a_secret_values_file_that_lost_keys_the_release_has_is_refused(cluster, namespace, tmp_path):
+    chart = small_chart(tmp_path / "chart")
+    secret = tmp_path / "secret" / "config" / "local.yaml"
+    secret.parent.mkdir(parents=True)
+
+    def run(content: dict, **more):
+        secret.write_text(json.dumps(content))
+        extra = overrides(
+            tmp_path, namespace, chart, mybinder_secret_values_file=str(secret), secrets_required_files=[str(secret)]
+        )
+        return deploy(tmp_path, dict(extra, **more), *STAGE)
+
+    full = {"web": {"token": "tok-5f3a9"}, "github": {"accessToken": "gh-77c1d"}}
+    first = run(full)
+    assert first.rc == 0, first.output
+    assert json.loads(lease(cluster, namespace)["metadata"]["annotations"]["mybinder.org/secret-value-keys"]) == [
+        "github.accessToken",
+        "web.token",
+    ]
+
+    lost = {"web": {"token": "tok-5f3a9"}}
+    refused = run(lost)
+    assert refused.rc != 0
+    assert "lacks keys that release" in refused.output and "github.accessToken" in refused.output
+    assert "Nothing was changed." in refused.output and "ignored=0" in refused.output, refused.output
+    assert "gh-77c1d" not in refused.output and "tok-5f3a9" not in refused.output
+    assert [h["status"] for h in history(cluster, namespace, namespace)] == ["deployed"]
+    assert not lease(cluster, namespace)["spec"].get("holderIdentity"), "the refusal gave the lock back"
+
+    # check mode predicts the refusal; an operator who means it lists the key
+    secret.write_text(json.dumps(lost))
+    check = deploy(
+        tmp_path,
+        overrides(
+            tmp_path, namespace, chart, mybinder_secret_values_file=str(secret), secrets_required_files=[str(secret)]
+        ),
+        *STAGE,
+        "--check",
+    )
+    assert check.rc != 0 and "github.accessToken" in check.output
+    allowed = run(lost, mybinder_secret_keys_removed=["github.accessToken"])
+    assert allowed.rc == 0, allowed.output
+    assert run(lost).rc == 0, "the record now holds what was deployed"
