@@ -129,8 +129,7 @@ def _chart(files: dict[str, bytes]) -> Chart:
     schema_data = files.get("values.schema.json")
     schema = json.loads(schema_data) if schema_data else None
     deps = [d for d in meta.get("dependencies") or [] if isinstance(d, dict) and d.get("name")]
-    keys = {str(d["name"]): str(d.get("alias") or d["name"]) for d in deps}
-    subcharts: dict[str, Chart] = {}
+    built: dict[str, Chart] = {}  # chart name -> the chart in charts/ (a .tgz or a directory)
     nested: dict[str, dict[str, bytes]] = {}
     referenced: set[tuple[str, ...]] = set()
     for rel, data in files.items():
@@ -138,17 +137,19 @@ def _chart(files: dict[str, bytes]) -> Chart:
         if parts[0] == "templates":
             text = data.decode("utf-8", "replace")
             referenced.update(tuple(m.group(1)[1:].split(".")) for m in _REFERENCE.finditer(text))
-        if parts[0] != "charts" or len(parts) < 2:
-            continue
-        if len(parts) == 2:  # charts/<name>-<version>.tgz
+        elif parts[0] == "charts" and len(parts) == 2:  # charts/<name>-<version>.tgz
             sub = _chart(_files_of_archive(data))
-            subcharts[keys.get(sub.name, sub.name)] = sub
-        else:  # charts/<dir>/...
+            built[sub.name] = sub
+        elif parts[0] == "charts":  # charts/<dir>/...
             nested.setdefault(parts[1], {})["/".join(parts[2:])] = data
     for files_of_sub in nested.values():
         if "Chart.yaml" in files_of_sub:
             sub = _chart(files_of_sub)
-            subcharts[keys.get(sub.name, sub.name)] = sub
+            built[sub.name] = sub
+    # each dependency under its alias (one chart may be used under several), the rest by name
+    subcharts = {str(d.get("alias") or d["name"]): built[d["name"]] for d in deps if d["name"] in built}
+    used = {str(d["name"]) for d in deps}
+    subcharts.update({name: sub for name, sub in built.items() if name not in used})
     conditions = tuple(
         tuple(c.strip().split(".")) for d in deps for c in str(d.get("condition") or "").split(",") if c.strip()
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tarfile
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils import _values_keys
@@ -166,7 +167,10 @@ def run(
         )
     allowed: list[str] = []
     if chart:
-        unknown, allowed = _values_keys.check(chart, trees, unknown_allowed or [])
+        try:
+            unknown, allowed = _values_keys.check(chart, trees, unknown_allowed or [])
+        except (OSError, ValueError, yaml.YAMLError, tarfile.TarError) as exc:
+            raise LayerError(f"the chart {chart} could not be read to check the values keys: {exc}") from exc
         if unknown:
             raise LayerError(_values_keys.message(unknown), unknown_keys=[u.path for u in unknown])
     return {

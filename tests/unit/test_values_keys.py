@@ -6,10 +6,12 @@ tools/chart-mirror.py serves: $MYBINDER_CHART_DIR, else ../shared/charts beside 
 from __future__ import annotations
 
 import functools
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -280,3 +282,39 @@ def test_a_still_encrypted_layer_is_left_to_the_later_full_check(tmp_path):
     ]
     with pytest.raises(vl.LayerError, match=r"grafana\.ingres"):
         vl.run(layers, allow_encrypted=True, chart=built_chart(), unknown_allowed=CHART_ALLOWED)
+
+
+# --- the dependency tree, on a small chart ----------------------------------------------------
+
+
+def archive(name: str, files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for rel, text in {"Chart.yaml": f"name: {name}\nversion: 1.0.0\n", **files}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}/{rel}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_one_chart_under_two_aliases_and_the_keys_its_templates_read(tmp_path):
+    (tmp_path / "charts").mkdir()
+    deps = [{"name": "sub", "alias": "one"}, {"name": "sub", "alias": "two", "condition": "two.on"}]
+    (tmp_path / "Chart.yaml").write_text(yaml.safe_dump({"name": "top", "dependencies": deps}))
+    (tmp_path / "charts" / "sub-1.0.0.tgz").write_bytes(
+        archive("sub", {"values.yaml": "a:\n  b: 1\n", "templates/x.yaml": "{{ $.Values.c.d }}{{ .Values.a.e }}"})
+    )
+    values = {"one": {"a": {"b": 2, "e": 3, "x": 4}, "c": {"anything": 1}}, "two": {"on": True, "d": 1}, "sub": {}}
+    refused, _ = vk.check(str(tmp_path), [("v.yaml", values)], [])
+    # the top chart has no schema: its own keys (sub) are not this check's
+    assert [u.path for u in refused] == ["one.a.x", "two.d"]
+
+
+def test_a_chart_that_cannot_be_read_is_named(tmp_path):
+    (tmp_path / "Chart.yaml").write_text("name: top\n")
+    (tmp_path / "values.schema.json").write_text("{not json")
+    public = tmp_path / "v.yaml"
+    public.write_text("a: 1\n")
+    with pytest.raises(vl.LayerError, match=f"the chart {tmp_path} could not be read to check the values keys"):
+        vl.run([{"path": str(public), "secret": False, "required": True}], chart=str(tmp_path))
