@@ -111,11 +111,11 @@ def _files_of_archive(data: bytes) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
-            top, _, rel = member.name.partition("/")
-            if member.isfile() and top and _WANTED.match(rel):
+            parts = member.name.split("/", 1)  # <chart>/<path>
+            if member.isfile() and len(parts) == 2 and _WANTED.match(parts[1]):
                 fh = tar.extractfile(member)
                 if fh is not None:
-                    out[rel] = fh.read()
+                    out[parts[1]] = fh.read()
     return out
 
 

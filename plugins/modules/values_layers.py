@@ -19,7 +19,7 @@ description:
     prevent. The message names the key paths and the files, never the values.
   - With O(chart), fails when a layer (or the chart's own values.yaml) sets a key that no chart of the release knows,
     naming each key path (never its value), the files that set it and the known keys it may have meant. A chart whose
-    values.schema.json closes its top level (C(additionalProperties: false)) is checked against its schema; any other
+    values.schema.json closes its top level (C(additionalProperties) false) is checked against its schema; any other
     subchart against its default values.yaml, where a default mapping with keys lists the known ones and below an
     empty mapping, a list, a scalar or null anything goes; C(global), subchart keys and dependency conditions are known.
     Helm itself would drop such a key without a word, or refuse it later (schema) when the release is rendered.
