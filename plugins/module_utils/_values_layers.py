@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The values_layers runner (collection-private): the values files of a release in order, each
 readable (not still encrypted), valid YAML and a mapping, and no key set by both a secret and a
-public layer; a generated layer is written only when its content changed.
+public layer; given the built chart, no key that no chart of the release knows (_values_keys); a
+generated layer is written only when its content changed.
 
 The module (plugins/modules/values_layers.py) only documents, declares its options and calls ``run``.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import os
+import tarfile
 from typing import Any
 
+from ansible_collections.mybinder.deploy.plugins.module_utils import _values_keys
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
 from ansible_collections.mybinder.deploy.plugins.module_utils._yaml import read_unlocked, yaml
 
@@ -111,12 +114,18 @@ def load(path: str) -> dict[str, Any]:
     return data
 
 
-def run(layers: list[dict[str, Any]], allow_encrypted: bool = False) -> dict[str, Any]:
+def run(
+    layers: list[dict[str, Any]],
+    allow_encrypted: bool = False,
+    chart: str | None = None,
+    unknown_allowed: list[str] | None = None,
+) -> dict[str, Any]:
     paths: list[str] = []
     skipped: list[str] = []
     encrypted: list[str] = []
     written: list[str] = []
     loaded: list[tuple[str, bool, set[tuple[str, ...]]]] = []
+    trees: list[tuple[str, dict[str, Any]]] = []
     for layer in layers:
         path = os.path.abspath(layer["path"])
         if layer.get("content") is not None and write(path, layer["content"]):
@@ -141,6 +150,7 @@ def run(layers: list[dict[str, Any]], allow_encrypted: bool = False) -> dict[str
             )
         paths.append(path)
         loaded.append((path, layer["secret"], leaf_paths(data)))
+        trees.append((path, data))
     clashes = []
     for spath, secret, skeys in loaded:
         if not secret:
@@ -155,6 +165,14 @@ def run(layers: list[dict[str, Any]], allow_encrypted: bool = False) -> dict[str
             "a secret values file and a public one set the same keys, so one would silently override the other; "
             "set each key in one place only: " + "; ".join(clashes)
         )
+    allowed: list[str] = []
+    if chart:
+        try:
+            unknown, allowed = _values_keys.check(chart, trees, unknown_allowed or [])
+        except (OSError, ValueError, yaml.YAMLError, tarfile.TarError) as exc:
+            raise LayerError(f"the chart {chart} could not be read to check the values keys: {exc}") from exc
+        if unknown:
+            raise LayerError(_values_keys.message(unknown), unknown_keys=[u.path for u in unknown])
     # The key paths the secret layers set (names, never values): the deploy keeps them with the
     # release's lock and refuses a secret file that lost one the deployed release has.
     secret_keys = sorted({".".join(k) for _path, secret, keys in loaded if secret for k in keys})
@@ -165,4 +183,5 @@ def run(layers: list[dict[str, Any]], allow_encrypted: bool = False) -> dict[str
         "encrypted": encrypted,
         "written": written,
         "secret_keys": secret_keys,
+        "unknown_allowed": allowed,
     }

@@ -17,6 +17,12 @@ description:
   - Fails when a secret layer and a public layer set the same key (or one sets a parent of the other's key),
     because whichever comes later would silently override the other, the upstream accident this collection exists to
     prevent. The message names the key paths and the files, never the values.
+  - With O(chart), fails when a layer (or the chart's own values.yaml) sets a key that no chart of the release knows,
+    naming each key path (never its value), the files that set it and the known keys it may have meant. A chart whose
+    values.schema.json closes its top level (C(additionalProperties) false) is checked against its schema; any other
+    subchart against its default values.yaml, where a default mapping with keys lists the known ones and below an
+    empty mapping, a list, a scalar or null anything goes; C(global), subchart keys and dependency conditions are known.
+    Helm itself would drop such a key without a word, or refuse it later (schema) when the release is rendered.
   - Returns the paths in order, ready for helm's C(--values) (later wins).
   - Read-only, except that a generated layer given with O(layers[].content) is written first.
 extends_documentation_fragment:
@@ -60,6 +66,19 @@ options:
         check before the secrets are unlocked.
     type: bool
     default: false
+  chart:
+    description:
+      - A chart directory whose dependencies are built (C(charts/*.tgz) or C(charts/<name>/)), as
+        M(mybinder.deploy.chart_build) makes it. When given, the keys of every readable layer are checked against it.
+    type: path
+  unknown_allowed:
+    description:
+      - Key paths (C(grafana.adminPassword)) or prefixes of them (C(grafana.grafana.ini)) that a chart reads although
+        its default values do not show them; they are let through and reported in RV(unknown_allowed).
+      - A chart's own schema still refuses what it refuses.
+    type: list
+    elements: str
+    default: []
 notes:
   - Writing a generated layer is not reported as a change - it is a build input of the deploy, written in check
     mode as well (check mode needs it to render); what the deploy changes is reported by the release.
@@ -75,6 +94,16 @@ EXAMPLES = r"""
         secret: true
       - path: config/prod.yaml
   register: layers
+
+- name: Check them and refuse keys no chart of the release knows
+  mybinder.deploy.values_layers:
+    layers:
+      - path: secret/config/prod.yaml
+        secret: true
+      - path: config/prod.yaml
+    chart: "{{ built_chart.path }}"
+    unknown_allowed:
+      - grafana.adminPassword
 """
 
 RETURN = r"""
@@ -108,6 +137,13 @@ secret_keys:
   type: list
   elements: str
   sample: [binderhub.config.GitHubRepoProvider.access_token]
+unknown_allowed:
+  description: Unknown key paths that O(unknown_allowed) let through (empty without O(chart)).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - grafana.adminPassword
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -131,10 +167,13 @@ def main() -> None:
                 },
             },
             "allow_encrypted": {"type": "bool", "default": False},
+            "chart": {"type": "path"},
+            "unknown_allowed": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
-    conclude(module, lambda: run(module.params["layers"], module.params["allow_encrypted"]), PYYAML)
+    p = module.params
+    conclude(module, lambda: run(p["layers"], p["allow_encrypted"], p["chart"], p["unknown_allowed"]), PYYAML)
 
 
 if __name__ == "__main__":
