@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ansible_collections.mybinder.deploy.plugins.module_utils._errors import ModuleError
+from ansible_collections.mybinder.deploy.plugins.module_utils._helm import PENDING_STATES
 from ansible_collections.mybinder.deploy.plugins.module_utils._kube_client import (
     KubeClient,
     KubeError,
@@ -55,7 +56,6 @@ UNCONFIRMED = "mybinder.org/unconfirmed-rollout"
 TOOK_OVER = "mybinder.org/took-over-from"
 SECRET_KEYS = "mybinder.org/secret-value-keys"
 RELEASE = "mybinder.org/release"
-PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
 
 # The `lock` option of the modules that renew a lock they were given (helm_release,
 # rollout_status, helm_rollback): what release_lock returned as `lock`.
@@ -198,7 +198,8 @@ def read_lease(client: KubeClient, lock: Lock) -> dict[str, Any] | None:
 class Acquired:
     """The lock is this run's. ``took_over``: the holder whose lock had expired when this run took
     it (a run that died: holder, acquired, renewed), None when it was free; ``unconfirmed``: the
-    rollout a former holder left unconfirmed."""
+    rollout a former holder left unconfirmed; ``secret_keys``: the secret values' key paths the
+    release last rolled out with (None: not recorded yet)."""
 
     took_over: dict[str, str] | None
     unconfirmed: dict[str, int] | None

@@ -87,11 +87,12 @@ def deploy(
     return parse(res.returncode, res.stdout + res.stderr)
 
 
-def deploy_until(tmp: Path, extra: dict[str, Any], marker: str, *args: str, timeout: float = 600) -> str:
-    """Start a deploy, wait until `marker` appears in its output, then kill the whole process group
-    (SIGKILL: no cleanup handler runs, as when a CI job is cancelled). Returns the output so far."""
-    proc = subprocess.Popen(
-        command(tmp, extra, *args),
+def start_deploy(
+    tmp: Path, extra: dict[str, Any], *args: str, inventory: str | Path = "inventories/local"
+) -> subprocess.Popen[str]:
+    """A deploy started in the background, in a process group of its own, its output on stdout."""
+    return subprocess.Popen(
+        command(tmp, extra, *args, inventory=inventory),
         cwd=ROOT,
         env=env(),
         stdout=subprocess.PIPE,
@@ -99,6 +100,18 @@ def deploy_until(tmp: Path, extra: dict[str, Any], marker: str, *args: str, time
         text=True,
         start_new_session=True,
     )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 600) -> Run:
+    """The Run of a deploy started with start_deploy, once it ended."""
+    out, _ = proc.communicate(timeout=timeout)
+    return parse(proc.returncode, out)
+
+
+def deploy_until(tmp: Path, extra: dict[str, Any], marker: str, *args: str, timeout: float = 600) -> str:
+    """Start a deploy, wait until `marker` appears in its output, then kill the whole process group
+    (SIGKILL: no cleanup handler runs, as when a CI job is cancelled). Returns the output so far."""
+    proc = start_deploy(tmp, extra, *args)
     assert proc.stdout is not None
     out: list[str] = []
     deadline = time.monotonic() + timeout

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from deploy_testlib import command, env, history, overrides, parse, small_chart
+from deploy_testlib import history, overrides, parse, small_chart, start_deploy
 from test_deploy import STAGE, wait_ready
 from test_node_drain import Pool, apply, bare_pod, pdb_doc, pods_on, run_drain, wait_running, wait_until, workload
 
@@ -77,6 +77,22 @@ def in_background(fn: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread,
     return thread, box
 
 
+def hold_pods(cluster: Any, namespace: str, node: str, count: int) -> None:
+    """``count`` running pods on ``node`` that stay once deleted (a finalizer) until the test lets them go."""
+    held = [bare_pod(f"held-{i}", namespace, node, {"app": "held"}) for i in range(count)]
+    for pod in held:
+        pod["metadata"]["finalizers"] = ["mybinder.test/hold"]
+    apply(cluster, held)
+    wait_running(cluster, namespace, count, node)
+
+
+def wait_terminating(cluster: Any, node: str) -> None:
+    wait_until(
+        "the evicted pods to be terminating",
+        lambda: all(p["metadata"].get("deletionTimestamp") for p in pods_on(cluster, node).values()),
+    )
+
+
 def test_a_drain_rides_out_an_api_server_restart_during_its_evictions(cluster, namespace, pool):
     [node] = pool.add(1)
     apply(cluster, [workload("Deployment", "web", namespace, pool, replicas=20)])
@@ -105,18 +121,10 @@ def test_a_drain_rides_out_an_api_server_restart_during_its_evictions(cluster, n
 
 def test_a_drain_rides_out_an_api_server_restart_during_its_wait(cluster, namespace, pool):
     node, _spare = pool.add(2)  # a pool is never left without a schedulable node
-    held = [bare_pod(f"held-{i}", namespace, node, {"app": "held"}) for i in range(5)]
-    for pod in held:
-        pod["metadata"]["finalizers"] = ["mybinder.test/hold"]
-    apply(cluster, held)
-    wait_running(cluster, namespace, 5, node)
+    hold_pods(cluster, namespace, node, 5)
 
     thread, box = in_background(run_drain, cluster, name=[node], evict="all", timeout=120)
-    # evicted, the pods stay (their finalizer): the drain waits for them
-    wait_until(
-        "the evicted pods to be terminating",
-        lambda: all(p["metadata"].get("deletionTimestamp") for p in pods_on(cluster, node).values()),
-    )
+    wait_terminating(cluster, node)  # evicted, the pods stay (their finalizer): the drain waits for them
     restart_apiserver()
     for i in range(5):
         cluster.kubectl(
@@ -133,17 +141,10 @@ def test_a_drain_rides_out_an_api_server_restart_during_its_wait(cluster, namesp
 def test_a_drain_stopped_by_an_outage_reports_what_it_did(cluster, namespace, pool):
     """An outage longer than the drain's deadline ends it; the failure says what was done."""
     node, _spare = pool.add(2)  # a pool is never left without a schedulable node
-    held = [bare_pod(f"held-{i}", namespace, node, {"app": "held"}) for i in range(3)]
-    for pod in held:
-        pod["metadata"]["finalizers"] = ["mybinder.test/hold"]
-    apply(cluster, held)
-    wait_running(cluster, namespace, 3, node)
+    hold_pods(cluster, namespace, node, 3)
 
     thread, box = in_background(run_drain, cluster, name=[node], evict="all", timeout=10)
-    wait_until(
-        "the evicted pods to be terminating",
-        lambda: all(p["metadata"].get("deletionTimestamp") for p in pods_on(cluster, node).values()),
-    )
+    wait_terminating(cluster, node)
     restart_apiserver(down=15)
     thread.join(timeout=120)
     result = box["result"]
@@ -164,14 +165,7 @@ def test_a_deploy_rides_out_an_api_server_restart_during_its_rollout_wait(cluste
         mybinder_rollout_timeout=150,
         mybinder_rollout_progress_interval=3,
     )
-    proc = subprocess.Popen(
-        command(tmp_path, extra, *STAGE),
-        cwd=ROOT,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_deploy(tmp_path, extra, *STAGE)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []))
     reader.start()

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from deploy_testlib import command, deploy, deploy_until, env, helm, history, overrides, parse, small_chart
+from deploy_testlib import deploy, deploy_until, env, finish, helm, history, overrides, small_chart, start_deploy
 from test_deploy import STAGE, wait_ready
 
 from conftest import ROOT
@@ -50,22 +50,6 @@ def free_lease(cluster, namespace: str) -> None:
     cluster.kubectl("delete", "lease", lease_name(namespace), "-n", "kube-system")
 
 
-def start(tmp_path, extra, *args):
-    return subprocess.Popen(
-        command(tmp_path, extra, *args),
-        cwd=ROOT,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(proc, timeout: float = 600):
-    out, _ = proc.communicate(timeout=timeout)
-    return parse(proc.returncode, out)
-
-
 def test_a_held_lock_refuses_or_is_waited_for_and_check_mode_never_takes_it(cluster, namespace, tmp_path):
     chart = small_chart(tmp_path / "chart")
     assert deploy(tmp_path, overrides(tmp_path, namespace, chart), *STAGE).rc == 0
@@ -88,7 +72,7 @@ def test_a_held_lock_refuses_or_is_waited_for_and_check_mode_never_takes_it(clus
     assert lease(cluster, namespace)["spec"]["holderIdentity"].startswith("alice@")
 
     # A deploy that may wait does, saying for whom, and goes on once the other gives the lock back.
-    waiting = start(
+    waiting = start_deploy(
         tmp_path,
         overrides(tmp_path, namespace, chart, {"web": {"message": "two"}}, mybinder_lock_timeout=120),
         *STAGE,
@@ -113,7 +97,7 @@ def test_three_concurrent_deploys_never_undo_each_other(cluster, namespace, tmp_
     for m in messages:
         (tmp_path / m).mkdir()
     procs = [
-        start(
+        start_deploy(
             tmp_path / m,
             overrides(tmp_path / m, namespace, chart, {"web": {"message": m}}, mybinder_lock_timeout=lock_timeout),
             *STAGE,
